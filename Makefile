@@ -1,0 +1,34 @@
+# Every target creates the virtualenv on first use, so a fresh clone needs nothing but Python >= 3.10.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# A CPU build of torch: small and fast to install on machines without a GPU (pip finds a local wheel here).
+TORCH  ?= torch==2.13.0
+
+.PHONY: install demo search test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job on the embedded default: rank the whole NAS-Bench-201 space by topology (no data needed).
+demo: $(STAMP)
+	$(BIN)/nasplug rank --space nb201 --out results/nb201-rank
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -m ""
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

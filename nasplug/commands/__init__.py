@@ -1,0 +1,1 @@
+"""Subcommands of the ``nasplug`` CLI, one module each (see :mod:`nasplug.cli`)."""

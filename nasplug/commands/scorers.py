@@ -1,0 +1,18 @@
+"""``nasplug scorers``: list the registered scorers and filters."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("scorers", help="list the registered scorers and filters")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import scorers
+
+    for kind in ("scorer", "filter"):
+        print(f"{kind}s:")
+        for name, description in scorers.available(kind).items():
+            print(f"  {name:<22} {description}")
+    return 0

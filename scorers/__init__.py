@@ -1,0 +1,8 @@
+"""Concrete scorers and filters, resolved by name: ``scorers.get("effective_depth")``.
+
+See :mod:`scorers.base` for the protocols; ``scorers.available()`` lists every name.
+"""
+
+from scorers.base import BatchFilter, BatchScorer, Filter, Scorer, available, get, register
+
+__all__ = ["Scorer", "Filter", "BatchScorer", "BatchFilter", "get", "available", "register"]

@@ -1,0 +1,126 @@
+"""Topology scorers and the [C22] filter box: path statistics of the cell, no weights, no data.
+
+[C22 §5.3] observes that well-trainable cells have a *moderate* effective depth d̄ and effective
+width m̄, and prunes a search space to a box around the centre of the (d̄, m̄) range before any
+training. All statistics come from one dynamic programme over the whole batch
+(:func:`nasplug.graph.depth_histograms`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nasplug.errors import NasplugError
+from nasplug.graph import ArchBatch, depth_histograms, path_stats_arrays
+from scorers.base import BatchFilter, BatchScorer, register
+
+#: Cap on the cells a box is fitted on exactly; larger spaces are fitted on a uniform sample.
+MAX_FIT_CELLS = 2_000_000
+FIT_SAMPLE = 200_000
+
+
+def topology_arrays(batch: ArchBatch) -> dict[str, np.ndarray]:
+    """P, d̄, m̄ and Σd³ of every architecture in the batch."""
+    return path_stats_arrays(depth_histograms(batch))
+
+
+class TopologyStat(BatchScorer):
+    """One field of :func:`topology_arrays` as a scorer."""
+
+    def __init__(self, name: str, field: str, description: str):
+        self.name, self.field, self.description = name, field, description
+
+    def score_batch(self, batch: ArchBatch) -> np.ndarray:
+        return topology_arrays(batch)[self.field]
+
+
+@register("effective_depth", "scorer", "d̄ = mean number of parameterized edges per path [C22]")
+def effective_depth() -> TopologyStat:
+    return TopologyStat("effective_depth", "mean_depth", "effective depth d̄")
+
+
+@register("effective_width", "scorer", "m̄ = #paths with d_p > 0 / d̄ [C22]")
+def effective_width() -> TopologyStat:
+    return TopologyStat("effective_width", "effective_width", "effective width m̄")
+
+
+@register("num_paths", "scorer", "P = number of input→output paths")
+def num_paths() -> TopologyStat:
+    return TopologyStat("num_paths", "num_paths", "number of paths P")
+
+
+@register("sum_depth_cubed", "scorer", "Σ_p d_p³, the path sum of the max-LR rule [C24]")
+def sum_depth_cubed() -> TopologyStat:
+    return TopologyStat("sum_depth_cubed", "sum_depth_cubed", "Σ d_p³")
+
+
+class BoxFilter(BatchFilter):
+    """Keep cells with a path whose (d̄, m̄) lies in a box (bounds inclusive).
+
+    Parameters
+    ----------
+    depth_range, width_range
+        ``(low, high)`` bounds on d̄ and m̄.
+    """
+
+    def __init__(self, depth_range: tuple[float, float], width_range: tuple[float, float],
+                 name: str = "dag_box"):
+        self.depth_range = tuple(map(float, depth_range))
+        self.width_range = tuple(map(float, width_range))
+        self.name = name
+        self.description = (
+            f"{depth_range[0]:.4g} <= d̄ <= {depth_range[1]:.4g}, "
+            f"{width_range[0]:.4g} <= m̄ <= {width_range[1]:.4g}"
+        )
+
+    @classmethod
+    def fit(cls, space, fraction: float = 0.5, rng: int = 0) -> BoxFilter:
+        """[C22 §5.3]'s box for a space: over cells with d̄ > 0, centre ``c = (max+min)/2`` and
+        radius ``r = (max−min)/2`` of d̄ and of m̄; keep ``|x − c| <= fraction · r``.
+
+        Spaces above ``MAX_FIT_CELLS`` cells are fitted on a uniform sample of ``FIT_SAMPLE``
+        cells (seeded by ``rng``), which can only shrink the fitted range.
+        """
+        if not 0 < fraction <= 1:
+            raise NasplugError(f"the box fraction must be in (0, 1], got {fraction}")
+        if space.size <= MAX_FIT_CELLS:
+            batch = space.batch()
+        else:
+            indices = np.random.default_rng(rng).integers(0, space.size, size=FIT_SAMPLE)
+            batch = space.batch(indices)
+        stats = topology_arrays(batch)
+        ok = stats["mean_depth"] > 0
+        if not ok.any():
+            raise NasplugError(f"no cell of {space} has a parameterized path to fit a box on")
+
+        def bounds(values):
+            lo, hi = values[ok].min(), values[ok].max()
+            centre, radius = (hi + lo) / 2, (hi - lo) / 2
+            return centre - fraction * radius, centre + fraction * radius
+
+        return cls(bounds(stats["mean_depth"]), bounds(stats["effective_width"]))
+
+    def keep_batch(self, batch: ArchBatch) -> np.ndarray:
+        stats = topology_arrays(batch)
+        d, m, eps = stats["mean_depth"], stats["effective_width"], 1e-9
+        return (
+            (stats["num_paths"] > 0)
+            & (d >= self.depth_range[0] - eps) & (d <= self.depth_range[1] + eps)
+            & (m >= self.width_range[0] - eps) & (m <= self.width_range[1] + eps)
+        )
+
+
+@register("dag_box", "filter",
+          "[C22 §5.3] box around the centre of the space's (d̄, m̄) range (fraction ½)")
+def dag_box(space: str = "nb201", fraction: float = 0.5) -> BoxFilter:
+    import search_spaces
+
+    box = BoxFilter.fit(search_spaces.get(space) if isinstance(space, str) else space, fraction)
+    box.name = "dag_box"
+    return box
+
+
+@register("dag_box_authors", "filter",
+          "the authors' released fixed box: 0.99 <= d̄ <= 2.51, 0.99 <= m̄ <= 3.01")
+def dag_box_authors() -> BoxFilter:
+    return BoxFilter((0.99, 2.51), (0.99, 3.01), name="dag_box_authors")

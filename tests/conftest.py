@@ -1,0 +1,34 @@
+"""Shared fixtures: the NAS-Bench-201 table from ../shared/data (never committed to the repo).
+
+Tests that need it skip when it is absent, except under CI (``CI`` set), where a missing table is
+a failure: CI must never silently skip the checks against published truth.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+NB201_CSV = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nb201"
+    / "nats_tss_test_accuracy_200ep.csv"
+)
+
+
+@pytest.fixture(scope="session")
+def nb201_csv() -> Path:
+    path = Path(os.environ.get("NASPLUG_NB201_CSV", NB201_CSV))
+    if not path.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"NAS-Bench-201 table missing at {path} (required under CI)")
+        pytest.skip(f"NAS-Bench-201 table not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nb201_rows(nb201_csv) -> list[dict[str, str]]:
+    with nb201_csv.open() as fh:
+        return list(csv.DictReader(fh))

@@ -1,0 +1,72 @@
+"""The ``nasplug`` command: output of the worked example, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nasplug.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nasplug.cli", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_describe_json_worked_example(capsys):
+    assert main(["describe", "2_21_112", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["P"] == 4
+    assert info["d_bar"] == pytest.approx(1.25)
+    assert info["m_bar"] == pytest.approx(2.4)
+    assert info["depth_histogram"] == [1, 1, 2]
+
+
+def test_describe_text_and_naslib_tuple(capsys):
+    assert main(["describe", "(4, 3, 3, 3, 2, 3)"]) == 0
+    out = capsys.readouterr().out
+    assert "|avg_pool_3x3~0|+|nor_conv_1x1~0|nor_conv_1x1~1|" in out
+    assert "d_bar" in out and "scores:" in out
+
+
+@pytest.mark.parametrize(
+    "arch, fragment",
+    [
+        ("|nor_conv_3x3~0|+|bogus~0|nor_conv_3x3~1|", "unknown op 'bogus'"),
+        ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~4|", "position 33"),
+        ("2_3", "position 2"),
+        ("", "empty"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2(arch, fragment):
+    proc = run_cli("describe", arch)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0]
+
+
+def test_help_version_spaces_scorers():
+    assert run_cli("--help").returncode == 0
+    version = run_cli("--version")
+    assert version.returncode == 0 and "nasplug" in version.stdout
+    spaces = run_cli("spaces").stdout
+    assert "15,625" in spaces and "59,049" in spaces
+    assert "effective_depth" in run_cli("scorers").stdout
+
+
+def test_rank_topology_whole_space(tmp_path, capsys):
+    assert main(["rank", "--space", "nb201", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "keeps 6,256 of 15,625" in out
+    lines = (tmp_path / "scores.csv").read_text().splitlines()
+    assert len(lines) == 15_626
+    assert lines[0].startswith("index,arch,effective_width")
+
+
+def test_rank_too_large_space_needs_sample():
+    proc = run_cli("rank", "--space", "dag:12")
+    assert proc.returncode == 2 and "--sample" in proc.stderr

@@ -1,0 +1,309 @@
+"""Principled training of one architecture: SGD with warm-up + cosine, per-arch init and max LR.
+
+:func:`train` trains any model on an :class:`~nasplug.data.ArrayDataset`; :func:`train_arch` builds
+the model for an architecture (MLP-DAG, CNN-DAG or NAS-Bench-201 network, with the [C24] init) and
+takes its learning rate either directly (``lr``) or as ``base_lr × lr_multiplier(arch)`` [C24 eq. 8–9].
+
+Design choices
+--------------
+* A divergent run (NaN/inf loss) is a *result*, not an error: hyper-parameter searches feed it back
+  as a failed trial. :func:`train` stops and returns :class:`TrainingDiverged` with the reason.
+* ``callback(epoch, metrics)`` is called after every epoch; Optuna/Ray report through it and may
+  raise (``optuna.TrialPruned``, Ray's stop) — those exceptions propagate unchanged.
+* Deterministic on CPU for a given seed (seeded init, shuffling and augmentation generators);
+  ``device="auto"`` picks CUDA when available, where bf16 autocast (AMP) is on by default.
+
+[C24] W. Chen, J. Wu, Z. Wang, B. Hanin. *Principled Architecture-aware Scaling of
+Hyper-parameters.* ICLR 2024, arXiv:2402.17440.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasplug.data import ArrayDataset, augment_batch, load_dataset
+from nasplug.errors import NasplugError
+from nasplug.graph import ArchGraph
+
+Callback = Callable[[int, dict[str, float]], None]
+MODELS = ("mlp", "cnn", "nb201")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of a run. ``history`` holds every epoch's metrics dict (as given to the callback)."""
+
+    status: str = "ok"
+    epochs_run: int = 0
+    lr: float = float("nan")
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_loss: float = float("nan")
+    test_loss: float = float("nan")
+    test_acc: float = float("nan")
+    seconds: float = 0.0
+    device: str = "cpu"
+    reason: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainingDiverged(TrainResult):
+    """A run stopped because the loss became NaN or infinite; ``reason`` says when."""
+
+    status: str = "diverged"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise NasplugError("device 'cuda' requested but CUDA is not available")
+    return dev
+
+
+def lr_schedule(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Factor of the peak LR: linear warm-up from ``1/warmup_steps`` to 1, then cosine to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ArrayDataset, split: str = "test", *, batch_size: int = 512,
+             device: str | torch.device = "cpu", amp: bool = False) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on a split (``"train"`` or ``"test"``), in eval mode."""
+    device = torch.device(device)
+    x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(y_all), batch_size):
+        x = data.normalize(x_all[i:i + batch_size].to(device))
+        y = y_all[i:i + batch_size].to(device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+        loss_sum += float(nn.functional.cross_entropy(logits.float(), y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    model.train(was_training)
+    n = max(1, len(y_all))
+    return loss_sum / n, correct / n
+
+
+def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float = 0.05,
+          batch_size: int = 64, momentum: float = 0.9, nesterov: bool = True,
+          weight_decay: float = 5e-4, warmup_epochs: float = 0.0, schedule: str = "cosine",
+          augment: bool = False, device: str | torch.device = "auto", amp: bool | None = None,
+          seed: int = 0, callback: Callback | None = None, progress: bool = True,
+          evaluate_every: int = 1, max_steps: int | None = None) -> TrainResult:
+    """Train ``model`` with SGD, stopping early (as :class:`TrainingDiverged`) on a NaN/inf loss.
+
+    Parameters
+    ----------
+    epochs, lr, batch_size, momentum, nesterov, weight_decay
+        SGD settings; ``lr`` is the peak learning rate. ``momentum=0`` gives plain SGD.
+    warmup_epochs
+        Length of the linear warm-up (fractions allowed); then cosine decay to 0 at the end.
+    schedule
+        ``"cosine"`` (default) or ``"constant"`` (warm-up, then constant; what max-LR searches use).
+    augment
+        Random flip + crop (images only).
+    device, amp
+        ``"auto"`` picks CUDA when available. ``amp=None`` enables bf16 autocast on CUDA only.
+    seed
+        Seeds shuffling and augmentation (the model's init is seeded by its builder).
+    callback
+        ``callback(epoch, metrics)`` after every evaluated epoch; its exceptions propagate.
+    progress
+        Show a tqdm bar over epochs.
+    evaluate_every
+        Evaluate on the test split every this many epochs (and always after the last).
+    max_steps
+        Stop after this many optimizer steps (budgeted runs, e.g. one epoch's worth).
+
+    Returns
+    -------
+    TrainResult
+        ``status="ok"``, or a :class:`TrainingDiverged` with ``reason``.
+    """
+    from tqdm.auto import tqdm
+
+    if schedule not in ("cosine", "constant"):
+        raise NasplugError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+    if not lr > 0 or not math.isfinite(lr):
+        raise NasplugError(f"the learning rate must be a positive number, got {lr}")
+    dev = resolve_device(device)
+    amp = dev.type == "cuda" if amp is None else (amp and dev.type == "cuda")
+    torch.manual_seed(seed)  # dropout-like randomness inside the model, if any
+    gen = torch.Generator().manual_seed(seed)
+    model = model.to(dev)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
+                          nesterov=nesterov and momentum > 0, weight_decay=weight_decay)
+    n_train = len(data.y_train)
+    steps_per_epoch = max(1, math.ceil(n_train / batch_size))
+    total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    warmup_steps = int(round(warmup_epochs * steps_per_epoch))
+    x_dev, y_dev = data.x_train.to(dev), data.y_train.to(dev)  # small datasets: keep on device
+    result = TrainResult(lr=lr, device=str(dev))
+    start, step = time.perf_counter(), 0
+    bar = tqdm(range(1, epochs + 1), desc="train", unit="ep", disable=not progress, leave=False)
+    try:
+        for epoch in bar:
+            loss_sum = torch.zeros((), device=dev)
+            correct = torch.zeros((), device=dev, dtype=torch.long)
+            seen = 0
+            perm = torch.randperm(n_train, generator=gen).to(dev)
+            for i in range(0, n_train, batch_size):
+                if step >= total_steps:
+                    break
+                factor = lr_schedule(step, total_steps, warmup_steps) if schedule == "cosine" else \
+                    min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
+                idx = perm[i:i + batch_size]
+                x = data.normalize(x_dev[idx])
+                y = y_dev[idx]
+                if augment and x.dim() == 4:
+                    x = augment_batch(x, gen)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                    logits = model(x)
+                loss = nn.functional.cross_entropy(logits.float(), y)
+                if not torch.isfinite(loss):
+                    return _diverged(result, start, f"loss became {float(loss.detach())} at epoch {epoch}, "
+                                     f"step {step + 1} (lr {lr * factor:.4g})")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                loss_sum += loss.detach() * len(y)
+                correct += (logits.argmax(1) == y).sum()
+                seen += len(y)
+            train_loss = float(loss_sum) / max(1, seen)
+            if not math.isfinite(train_loss):
+                return _diverged(result, start, f"training loss {train_loss} in epoch {epoch}")
+            metrics = {"epoch": epoch, "train_loss": train_loss, "train_acc": float(correct) / max(1, seen),
+                       "lr": opt.param_groups[0]["lr"], "steps": step}
+            last = epoch == epochs or step >= total_steps
+            if last or epoch % evaluate_every == 0:
+                test_loss, test_acc = evaluate(model, data, "test", device=dev, amp=amp)
+                metrics.update(test_loss=test_loss, test_acc=test_acc)
+                if not math.isfinite(test_loss):
+                    return _diverged(result, start, f"test loss {test_loss} after epoch {epoch}")
+                result.test_loss, result.test_acc = test_loss, test_acc
+            metrics["seconds"] = time.perf_counter() - start
+            result.history.append(metrics)
+            result.epochs_run, result.train_loss = epoch, train_loss
+            bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{metrics.get('test_acc', float('nan')):.3f}")
+            if callback is not None:
+                callback(epoch, metrics)
+            if last:
+                break
+    finally:
+        bar.close()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _diverged(result: TrainResult, start: float, reason: str) -> TrainingDiverged:
+    fields = {k: v for k, v in result.__dict__.items() if k != "status"}
+    out = TrainingDiverged(**fields)
+    out.reason, out.seconds = reason, time.perf_counter() - start
+    return out
+
+
+def build_model(arch: ArchGraph | str, model: str, data: ArrayDataset, *, width: int | None = None,
+                init: str = "arch_aware", seed: int | None = 0) -> nn.Module:
+    """The network :func:`train_arch` trains: ``mlp`` (width default 256), ``cnn`` (channels default
+    32) or ``nb201`` (C default 16, the benchmark's)."""
+    from nasplug.models import build_cnn, build_mlp, build_nb201
+
+    arch = ArchGraph.parse(arch)
+    if model == "mlp":
+        return build_mlp(arch, data.in_dim, width or 256, data.num_classes, init=init, seed=seed)
+    if len(data.input_shape) != 3:
+        raise NasplugError(f"model {model!r} needs image inputs; {data.name} has shape {data.input_shape}")
+    if model == "cnn":
+        return build_cnn(arch, data.in_channels, width or 32, data.num_classes, init=init, seed=seed)
+    if model == "nb201":
+        return build_nb201(arch, data.num_classes, C=width or 16, in_channels=data.in_channels,
+                           init=init, seed=seed)
+    raise NasplugError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+
+
+def default_lr_rule(model: str) -> dict[str, Any]:
+    """The [C24] LR-scaling convention per model family (THEORY §5): MLP/CNN count
+    ``#param edges + DEFAULT_OFFSET`` against the base depths of :mod:`scorers.hparams`; CNNs add the
+    ``1/q`` kernel factor against a 3×3 base; NB201 counts ``1 + #convs in one cell`` against a
+    base of depth 1 (the authors' code), with the kernel factor."""
+    from scorers.hparams import DEFAULT_BASE_DEPTHS, DEFAULT_OFFSET
+
+    if model == "nb201":
+        return {"offset": 1, "base": (1,), "kernel_scaling": True, "base_kernel": 3}
+    if model == "cnn":
+        return {"offset": DEFAULT_OFFSET, "base": DEFAULT_BASE_DEPTHS, "kernel_scaling": True,
+                "base_kernel": 3}
+    return {"offset": DEFAULT_OFFSET, "base": DEFAULT_BASE_DEPTHS, "kernel_scaling": False,
+            "base_kernel": 1}
+
+
+def principled_lr(arch: ArchGraph | str, base_lr: float, model: str = "mlp", *,
+                  offset: float | None = None, base: ArchGraph | str | Sequence[float] | None = None
+                  ) -> float:
+    """``base_lr × lr_multiplier(arch)`` [C24 eq. 8–9] with the model family's convention
+    (:func:`default_lr_rule`); raises :class:`~nasplug.errors.ArchError` for cells without a path."""
+    from scorers.hparams import lr_multiplier
+
+    rule = default_lr_rule(model)
+    if offset is not None:
+        rule["offset"] = offset
+    if base is not None:
+        rule["base"] = base
+    return base_lr * lr_multiplier(arch, rule["offset"], rule["base"], rule["kernel_scaling"],
+                                   rule["base_kernel"])
+
+
+def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *, model: str = "mlp",
+               data_root: str | None = None, epochs: int = 10, lr: float | None = None,
+               base_lr: float | None = None, lr_offset: float | None = None,
+               width: int | None = None, init: str = "arch_aware", seed: int = 0,
+               **train_kwargs: Any) -> TrainResult:
+    """Build and train one architecture with its principled init and learning rate.
+
+    Give either ``lr`` (used as is) or ``base_lr`` (scaled by ``lr_multiplier(arch)``, default
+    0.1 when neither is given). Other keyword arguments go to :func:`train`. ``result.info`` records
+    the architecture, model, parameter count and how the LR was chosen.
+    """
+    from nasplug.models import count_parameters
+
+    if lr is not None and base_lr is not None:
+        raise NasplugError("give either lr or base_lr, not both")
+    arch = ArchGraph.parse(arch)
+    data = dataset if isinstance(dataset, ArrayDataset) else load_dataset(dataset, data_root)
+    if lr is None:
+        base_lr = 0.1 if base_lr is None else base_lr
+        lr = principled_lr(arch, base_lr, model, offset=lr_offset)
+        how = f"base_lr {base_lr:g} x lr_multiplier"
+    else:
+        how = "given"
+    net = build_model(arch, model, data, width=width, init=init, seed=seed)
+    train_kwargs.setdefault("augment", data.name != "digits")
+    result = train(net, data, epochs=epochs, lr=lr, seed=seed, **train_kwargs)
+    result.info.update(arch=str(arch), model=model, dataset=data.name, init=init,
+                       params=count_parameters(net), lr_rule=how)
+    return result

@@ -1,4 +1,10 @@
-"""Score a whole search space (or a sample of it) with registered scorers and filters, batched."""
+"""Score a whole search space (or a sample of it) with registered scorers and filters, batched.
+
+Also combines scorers into one training-free score by rank aggregation (:func:`rank_aggregate`):
+scorers measure different things on different scales (a path count, a depth, a kernel eigenvalue),
+so averaging their *ranks* is the scale-free way to combine them, as zero-cost-proxy ensembles such
+as AZ-NAS do.
+"""
 
 from __future__ import annotations
 
@@ -37,24 +43,35 @@ class SpaceScores:
         positions = range(len(self.indices)) if positions is None else positions
         return [str(self.space.decode(int(self.indices[p]))) for p in positions]
 
-    def write_csv(self, path: str | Path) -> Path:
+    def write_csv(self, path: str | Path, extra: dict[str, np.ndarray] | None = None) -> Path:
+        """One row per cell: index, arch, every score, every filter's keep flag, then ``extra``
+        columns (e.g. benchmark accuracies aligned with ``indices``; NaN written empty)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        extra = extra or {}
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
-            writer.writerow(["index", "arch", *self.scores, *(f"keep_{f}" for f in self.keep)])
+            writer.writerow(["index", "arch", *self.scores, *(f"keep_{f}" for f in self.keep), *extra])
             for pos, arch in enumerate(self.arch_strings()):
                 writer.writerow([
                     int(self.indices[pos]), arch,
                     *(repr(float(v[pos])) for v in self.scores.values()),
                     *(int(k[pos]) for k in self.keep.values()),
+                    *("" if np.isnan(v[pos]) else repr(float(v[pos])) for v in extra.values()),
                 ])
         return path
 
 
 def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] = (),
-                sample: int | None = None, seed: int = 0) -> SpaceScores:
-    """Score every cell of ``space`` (or ``sample`` distinct uniformly drawn cells) at once."""
+                sample: int | None = None, seed: int = 0, *, progress: bool = False,
+                chunk: int = 4096) -> SpaceScores:
+    """Score every cell of ``space`` (or ``sample`` distinct uniformly drawn cells).
+
+    Cells are scored in batches of ``chunk``: one batched call per chunk keeps the vectorization
+    while bounding memory (kernel scorers hold ``N x N`` matrices per cell) and lets ``progress``
+    show a bar on stderr for slow scorers. Fast scorers lose nothing: a chunk of 4,096 NB201
+    cells is already a large vectorized batch.
+    """
     import scorers
 
     if sample is not None:
@@ -71,15 +88,77 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
         raise NasplugError(f"{space} has {space.size:.3g} cells; score a sample with --sample N")
     else:
         indices = np.arange(space.size)
-    batch = space.batch(indices)
     built = {name: scorers.get(name) for name in scorer_names}
     filters = {name: scorers.get(name) for name in filter_names}
     for name, obj in (*built.items(), *filters.items()):
         want = "keep_many" if name in filters else "score_many"
         if not hasattr(obj, want):
             raise NasplugError(f"{name!r} is not a {'filter' if name in filters else 'scorer'}")
-    return SpaceScores(
-        space, indices,
-        {name: s.score_many(batch) for name, s in built.items()},
-        {name: f.keep_many(batch) for name, f in filters.items()},
-    )
+    scores = {name: np.empty(len(indices)) for name in built}
+    keep = {name: np.empty(len(indices), dtype=bool) for name in filters}
+    starts = range(0, len(indices), max(1, chunk))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(indices) * (len(built) + len(filters)), desc=f"scoring {space.name}",
+                   unit="cell", unit_scale=True, leave=False)
+    try:
+        for start in starts:
+            part = slice(start, start + chunk)
+            batch = space.batch(indices[part])
+            for name, s in built.items():
+                scores[name][part] = s.score_many(batch)
+                if bar is not None:
+                    bar.update(len(batch))
+            for name, f in filters.items():
+                keep[name][part] = f.keep_many(batch)
+                if bar is not None:
+                    bar.update(len(batch))
+    finally:
+        if bar is not None:
+            bar.close()
+    return SpaceScores(space, indices, scores, keep)
+
+
+def normalized_ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks scaled to (0, 1], best = 1 (higher value = better); NaN ranks lowest."""
+    from scipy.stats import rankdata
+
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
+    return rankdata(v, method="average") / len(v)
+
+
+def rank_aggregate(scores: dict[str, np.ndarray], weights: dict[str, float],
+                   higher_is_better: dict[str, bool] | None = None, mode: str = "mean") -> np.ndarray:
+    """Combine scorers by their ranks: higher result = better cell.
+
+    Parameters
+    ----------
+    scores
+        Score arrays over the same cells.
+    weights
+        Weight per scorer name; a negative weight uses the scorer in reverse.
+    higher_is_better
+        Orientation of each scorer (default all True), applied before ranking.
+    mode
+        ``"mean"``: weighted mean of normalized ranks; ``"log"``: weighted sum of log normalized
+        ranks (AZ-NAS's aggregation, which punishes a cell that any member ranks near the bottom).
+    """
+    if not weights:
+        raise NasplugError("rank_aggregate needs at least one weighted scorer")
+    if mode not in ("mean", "log"):
+        raise NasplugError(f"unknown aggregation mode {mode!r}; use 'mean' or 'log'")
+    higher_is_better = higher_is_better or {}
+    total = None
+    for name, w in weights.items():
+        if name not in scores:
+            raise NasplugError(f"rank_aggregate: no scores for {name!r}")
+        v = np.asarray(scores[name], dtype=np.float64)
+        v = v if higher_is_better.get(name, True) else -v
+        if w < 0:
+            v, w = -v, -w
+        r = normalized_ranks(v)
+        term = w * (np.log(r) if mode == "log" else r)
+        total = term if total is None else total + term
+    return total / sum(abs(w) for w in weights.values())

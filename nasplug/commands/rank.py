@@ -1,27 +1,54 @@
-"""``nasplug rank``: score a whole search space without training and list the best cells."""
+"""``nasplug rank``: score a whole search space without training, list the best cells, and (with
+``--benchmark``) measure the ranking against NAS-Bench-201 ground truth in a report."""
 
 from __future__ import annotations
 
-DEFAULT_SCORERS = ["effective_width", "effective_depth", "num_paths"]
+#: Topology scorers always in the defaults; the exact NNGP bound joins once it is registered.
+DEFAULT_SCORERS = ["effective_width", "effective_depth", "num_paths", "sum_depth_cubed"]
+OPTIONAL_DEFAULT_SCORERS = ["nngp_lambda_min"]
 DEFAULT_FILTERS = ["dag_box"]
+
+
+def default_scorers() -> list[str]:
+    """The default scorer list: topology scorers plus any optional ones that are registered."""
+    import scorers
+
+    available = scorers.available("scorer")
+    return DEFAULT_SCORERS + [s for s in OPTIONAL_DEFAULT_SCORERS if s in available]
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "rank",
-        help="score every cell of a search space and list the best",
+        help="score every cell of a search space and list the best (optionally vs NAS-Bench-201)",
         description="Scores a whole space with registered scorers (see `nasplug scorers`), "
-        "sorts by the first one and applies the filters. No data needed.",
+        "sorts by the first one and applies the filters. No data needed. With --benchmark, also "
+        "compares the scores with the benchmark's accuracies (Kendall tau, Spearman rho, top-k, "
+        "pre-filter curves, filter and search statistics) and writes a report into --out.",
     )
     p.add_argument("--space", default="nb201", help="search space (default nb201; see `nasplug spaces`)")
-    p.add_argument("--scorers", default=",".join(DEFAULT_SCORERS),
-                   help="comma-separated scorers; the first one sorts (default %(default)s)")
+    p.add_argument("--scorers", default=None,
+                   help="comma-separated scorers; the first one sorts (default: the topology scorers "
+                   f"{','.join(DEFAULT_SCORERS)}, plus nngp_lambda_min when registered)")
     p.add_argument("--filters", default=",".join(DEFAULT_FILTERS),
                    help="comma-separated filters, '' for none (default %(default)s)")
+    p.add_argument("--aggregate", default=None, metavar="NAME:W,...",
+                   help="add a column 'rank_aggregate': the weighted mean of the scorers' normalized "
+                   "ranks (a negative weight reverses a scorer), e.g. effective_depth:1,num_paths:0.5")
     p.add_argument("--sample", type=int, help="score this many random cells instead of all")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--top", type=int, default=10, help="how many cells to print")
-    p.add_argument("--out", help="directory for scores.csv")
+    p.add_argument("--out", help="directory for scores.csv (and, with --benchmark, the report)")
+    p.add_argument("--benchmark", metavar="FILE",
+                   help="NAS-Bench-201 ground truth: the official .pth, a compact table from "
+                   "`nasplug bench convert`, or the CSV export")
+    p.add_argument("--dataset", default="cifar10",
+                   help="benchmark dataset(s), comma-separated: cifar10, cifar10-valid, cifar100, "
+                   "ImageNet16-120 (or c10, c100, in16; default %(default)s)")
+    p.add_argument("--search-seeds", type=int, default=1000,
+                   help="seeds of the table-lookup searches in the report (default %(default)s)")
+    p.add_argument("--no-html", action="store_true", help="write only the Markdown report")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
 
 
@@ -29,32 +56,96 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
+def _weights(text: str) -> dict[str, float]:
+    from nasplug.errors import NasplugError
+
+    out = {}
+    for item in _names(text):
+        name, _, w = item.partition(":")
+        try:
+            out[name.strip()] = float(w) if w.strip() else 1.0
+        except ValueError:
+            raise NasplugError(f"--aggregate: bad weight {w!r} for {name!r}") from None
+    if not out:
+        raise NasplugError("--aggregate needs at least one NAME[:WEIGHT]")
+    return out
+
+
 def run(args) -> int:
+    import sys
+
     import numpy as np
 
+    import scorers
     import search_spaces
     from nasplug.errors import NasplugError
-    from nasplug.ranking import score_space
+    from nasplug.ranking import rank_aggregate, score_space
 
-    scorer_names = _names(args.scorers)
+    scorer_names = default_scorers() if args.scorers is None else _names(args.scorers)
     if not scorer_names:
         raise NasplugError("give at least one scorer with --scorers")
+    weights = _weights(args.aggregate) if args.aggregate else {}
+    for name in weights:
+        if name not in scorer_names:
+            scorer_names.append(name)
     space = search_spaces.get(args.space)
-    result = score_space(space, scorer_names, _names(args.filters), args.sample, args.seed)
+
+    table, datasets = None, []
+    if args.benchmark:
+        from nasplug.benchmarks import canonical_dataset, load_benchmark
+
+        if not args.out:
+            raise NasplugError("--benchmark writes a report: give --out DIR")
+        datasets = [canonical_dataset(d) for d in _names(args.dataset)]
+        if not datasets:
+            raise NasplugError("give at least one --dataset")
+        table = load_benchmark(args.benchmark, progress=not args.no_progress)
+        for d in datasets:
+            table.column(d)  # fail now, before scoring, if the dataset is missing
+
+    result = score_space(space, scorer_names, _names(args.filters), args.sample, args.seed,
+                         progress=not args.no_progress and sys.stderr.isatty())
+    higher = {name: scorers.get(name).higher_is_better for name in scorer_names}
+    if weights:
+        result.scores["rank_aggregate"] = rank_aggregate(result.scores, weights, higher)
+        higher["rank_aggregate"] = True
     n = len(result.indices)
     print(f"scored {n:,} cells of {args.space} with {', '.join(scorer_names)}")
     keep_all = np.ones(n, dtype=bool)
     for name, keep in result.keep.items():
         print(f"filter {name}: keeps {int(keep.sum()):,} of {n:,} ({keep.mean():.1%})")
         keep_all &= keep
-    order = [p for p in result.order(scorer_names[0]) if keep_all[p]][: args.top]
-    print(f"\ntop {len(order)} by {scorer_names[0]} (passing all filters):")
-    header = "  ".join(f"{s[:16]:>16}" for s in scorer_names)
+    sort_by = "rank_aggregate" if weights else scorer_names[0]
+    order = [p for p in result.order(sort_by) if keep_all[p]][: args.top] if sort_by in scorer_names \
+        else [p for p in np.lexsort((result.indices, -result.scores[sort_by])) if keep_all[p]][: args.top]
+    print(f"\ntop {len(order)} by {sort_by} (passing all filters):")
+    shown = [*scorer_names, *(["rank_aggregate"] if weights else [])]
+    header = "  ".join(f"{s[:16]:>16}" for s in shown)
     print(f"{'index':>8}  {header}  arch")
     for pos, arch in zip(order, result.arch_strings(order)):
-        values = "  ".join(f"{result.scores[s][pos]:>16.6g}" for s in scorer_names)
+        values = "  ".join(f"{result.scores[s][pos]:>16.6g}" for s in shown)
         print(f"{int(result.indices[pos]):>8}  {values}  {arch}")
+
+    extra = {}
+    if table is not None:
+        truths = {d: table.aligned(space, result.indices, d) for d in datasets}
+        extra = {f"{d}_test_accuracy": v for d, v in truths.items()}
     if args.out:
-        path = result.write_csv(f"{args.out}/scores.csv")
+        path = result.write_csv(f"{args.out}/scores.csv", extra=extra)
         print(f"\nwrote {path}")
+    if table is not None:
+        from nasplug.benchmarks.metrics import oriented, spearman_rho
+        from nasplug.benchmarks.report import write_report
+
+        filters = {name: scorers.get(name) for name in result.keep}
+        boxes = {name: (f.depth_range, f.width_range) for name, f in filters.items()
+                 if hasattr(f, "depth_range") and hasattr(f, "width_range")}
+        files = write_report(args.out, space=space, result=result, truths=truths, higher=higher,
+                             source=str(args.benchmark), primary=sort_by, boxes=boxes,
+                             seeds=args.search_seeds, html_report=not args.no_html)
+        for d, truth in truths.items():
+            rhos = ", ".join(f"{s} {spearman_rho(oriented(v, higher[s]), truth):+.3f}"
+                             for s, v in result.scores.items())
+            print(f"{d}: Spearman rho {rhos}")
+        print(f"wrote {files['markdown']} and {len(files) - 1} more files in {args.out}")
     return 0

@@ -1,0 +1,212 @@
+"""The compact benchmark table every NAS-Bench-201 source is loaded into.
+
+The official NAS-Bench-201 file is a multi-gigabyte pickle of per-seed training curves and
+weights; ranking needs one number per cell and dataset. :class:`BenchmarkTable` holds exactly
+that — benchmark arch index, NB201 string, and per-(dataset, metric) value arrays — and writes
+itself in a *long* layout (one row per cell and dataset) to CSV or Parquet, so converting the
+official file once makes every later load take a fraction of a second.
+
+Rows keep the benchmark's own arch index; our search space enumerates cells in a different
+(lexicographic) order, so :meth:`BenchmarkTable.space_indices` maps rows by NB201 string.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nasplug.errors import ArchError, DataError
+
+#: The benchmark's dataset names (as the NAS-Bench-201 API spells them).
+DATASETS = ("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120")
+#: Metric columns the loaders fill (accuracy in %, averaged over the benchmark's seeds).
+METRICS = ("test_accuracy", "valid_accuracy")
+#: Leading columns of the compact long layout; metric columns follow.
+KEY_COLUMNS = ("index", "arch", "dataset")
+
+_ALIASES = {
+    "c10": "cifar10", "cifar-10": "cifar10", "cifar10": "cifar10",
+    "c10-valid": "cifar10-valid", "cifar10-valid": "cifar10-valid", "cifar-10-valid": "cifar10-valid",
+    "c100": "cifar100", "cifar-100": "cifar100", "cifar100": "cifar100",
+    "in16": "ImageNet16-120", "imagenet16-120": "ImageNet16-120", "imagenet16": "ImageNet16-120",
+    "imagenet": "ImageNet16-120", "in16-120": "ImageNet16-120",
+}
+
+#: Short labels for reports and plots.
+SHORT_NAMES = {"cifar10": "C10", "cifar10-valid": "C10-valid", "cifar100": "C100", "ImageNet16-120": "IN16"}
+
+
+def canonical_dataset(name: str) -> str:
+    """The benchmark's spelling of a dataset name (accepts ``c10``, ``cifar-100``, ``in16``, ...)."""
+    try:
+        return _ALIASES[name.strip().lower()]
+    except KeyError:
+        raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} "
+                        f"(or c10, c10-valid, c100, in16)") from None
+
+
+@dataclass(eq=False)
+class BenchmarkTable:
+    """Per-cell benchmark results: ``values[(dataset, metric)][i]`` belongs to row ``i``.
+
+    Attributes
+    ----------
+    indices
+        ``(n,)`` int64 benchmark arch indices (unique).
+    archs
+        ``n`` NB201 cell strings, row-aligned with ``indices``.
+    values
+        ``(dataset, metric) -> (n,)`` float64 arrays; NaN where the benchmark has no value.
+    source
+        Where the table came from (for error messages and reports).
+    """
+
+    indices: np.ndarray
+    archs: list[str]
+    values: dict[tuple[str, str], np.ndarray]
+    source: str = ""
+    _space_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.indices = np.asarray(self.indices, dtype=np.int64)
+        n = len(self.indices)
+        if len(self.archs) != n or any(len(v) != n for v in self.values.values()):
+            raise DataError(f"{self.source or 'table'}: columns have different lengths")
+        if len(np.unique(self.indices)) != n:
+            raise DataError(f"{self.source or 'table'}: duplicate arch indices")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return f"BenchmarkTable({len(self)} cells, datasets={self.datasets}, source={self.source!r})"
+
+    @property
+    def datasets(self) -> list[str]:
+        """Datasets with at least one value, in :data:`DATASETS` order."""
+        present = {d for (d, _), v in self.values.items() if np.isfinite(v).any()}
+        return [d for d in DATASETS if d in present] + sorted(present - set(DATASETS))
+
+    @property
+    def metrics(self) -> list[str]:
+        names = {m for _, m in self.values}
+        return [m for m in METRICS if m in names] + sorted(names - set(METRICS))
+
+    def column(self, dataset: str, metric: str = "test_accuracy") -> np.ndarray:
+        """The ``(n,)`` values of one dataset and metric (row order of the table)."""
+        dataset = canonical_dataset(dataset) if dataset.lower() in _ALIASES else dataset
+        values = self.values.get((dataset, metric))
+        if values is None or not np.isfinite(values).any():
+            have = ", ".join(f"{d}/{m}" for (d, m), v in self.values.items() if np.isfinite(v).any())
+            raise DataError(f"{self.source or 'benchmark'} has no {metric} for {dataset} (it has: {have})")
+        return values
+
+    # ------------------------------------------------------------------ mapping to a space
+    def space_indices(self, space) -> np.ndarray:
+        """Index in ``space`` of every row, matched by NB201 string (cached per space).
+
+        Raises :class:`DataError` naming the first string that is not a cell of the space.
+        """
+        key = repr(space)
+        if key not in self._space_cache:
+            self._space_cache[key] = _encode_all(space, self.archs, self.source)
+        return self._space_cache[key]
+
+    def aligned(self, space, space_indices: np.ndarray, dataset: str,
+                metric: str = "test_accuracy") -> np.ndarray:
+        """Values for the given cells of ``space`` (NaN for cells the benchmark lacks)."""
+        column = self.column(dataset, metric)
+        rows = self.space_indices(space)
+        lookup = np.full(int(space.size), np.nan)
+        lookup[rows] = column
+        return lookup[np.asarray(space_indices, dtype=np.int64)]
+
+    # ------------------------------------------------------------------ writing
+    def to_columns(self) -> dict[str, list]:
+        """The long layout: one row per (cell, dataset) with every metric as a column."""
+        datasets, metrics = self.datasets, self.metrics
+        cols: dict[str, list] = {c: [] for c in (*KEY_COLUMNS, *metrics)}
+        for d in datasets:
+            cols["index"].extend(self.indices.tolist())
+            cols["arch"].extend(self.archs)
+            cols["dataset"].extend([d] * len(self))
+            for m in metrics:
+                v = self.values.get((d, m), np.full(len(self), np.nan))
+                cols[m].extend(v.tolist())
+        return cols
+
+    def write(self, path: str | Path) -> Path:
+        """Write the compact table as ``.csv`` or ``.parquet`` (Parquet needs pandas + pyarrow)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cols = self.to_columns()
+        if path.suffix == ".parquet":
+            _parquet_engine(path)
+            import pandas as pd
+
+            pd.DataFrame(cols).to_parquet(path, index=False)
+            return path
+        if path.suffix != ".csv":
+            raise DataError(f"{path}: write the compact table as .csv or .parquet")
+        with path.open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(cols)
+            for row in zip(*cols.values()):
+                head, vals = row[:3], row[3:]
+                writer.writerow([*head, *("" if np.isnan(v) else repr(float(v)) for v in vals)])
+        return path
+
+
+def _parquet_engine(path: Path) -> None:
+    try:
+        import pandas  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError:
+        raise DataError(f"{path}: Parquet needs pandas and pyarrow (pip install pyarrow), "
+                        f"or use a .csv table") from None
+
+
+# ---------------------------------------------------------------------- NB201 string → index
+_NB201_RE: dict[tuple[str, ...], re.Pattern] = {}
+
+
+def _encode_all(space, archs: list[str], source: str) -> np.ndarray:
+    """Space indices of NB201 strings: a fast exact-format path, then ``space.encode`` for the rest.
+
+    The fast path reads the six ``op~source`` tokens of a well-formed string directly; anything it
+    does not recognise (aliases, other spacing, other spaces) goes through ``space.encode``, which
+    either maps it or raises the precise :class:`ArchError` that the :class:`DataError` quotes.
+    """
+    out = np.empty(len(archs), dtype=np.int64)
+    names = tuple(op.name for op in getattr(space, "ops", ()))
+    pattern = None
+    if getattr(space, "name", "") == "nb201" and names:
+        if names not in _NB201_RE:
+            op = "(" + "|".join(map(re.escape, names)) + ")"
+            _NB201_RE[names] = re.compile(
+                rf"\|{op}~0\|\+\|{op}~0\|{op}~1\|\+\|{op}~0\|{op}~1\|{op}~2\|")
+        pattern = _NB201_RE[names]
+    digit = {n: i for i, n in enumerate(names)}
+    base = len(names)
+    for i, arch in enumerate(archs):
+        m = pattern.fullmatch(arch) if pattern is not None else None
+        if m is not None:
+            idx = 0
+            for op in m.groups():
+                idx = idx * base + digit[op]
+            out[i] = idx
+            continue
+        try:
+            out[i] = space.encode(arch)
+        except ArchError as err:
+            raise DataError(f"{source or 'benchmark'}: row {i} has an arch string that is not a "
+                            f"{getattr(space, 'name', 'space')} cell: {err}") from None
+    if len(np.unique(out)) != len(out):
+        _, first = np.unique(out, return_index=True)
+        dup = sorted(set(range(len(out))) - set(first.tolist()))[0]
+        raise DataError(f"{source or 'benchmark'}: row {dup} repeats cell {archs[dup]}")
+    return out

@@ -181,7 +181,10 @@ def _from_long(path: Path, index: list[int], arch: list[str], dataset: list[str]
             out = np.full(len(cells), np.nan)
             rows = ds_idx == j
             out[inverse[rows]] = column[rows]
-            values[(d, m)] = out
+            if np.isfinite(out).any():  # the long layout pads absent (dataset, metric) pairs
+                values[(d, m)] = out
+    if not values:
+        raise DataError(f"{path}: no numeric values in the metric columns")
     return _check_archs(BenchmarkTable(cells, archs_by_cell, values, source=str(path)))
 
 

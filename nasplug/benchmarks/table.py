@@ -98,7 +98,8 @@ class BenchmarkTable:
 
     def column(self, dataset: str, metric: str = "test_accuracy") -> np.ndarray:
         """The ``(n,)`` values of one dataset and metric (row order of the table)."""
-        dataset = canonical_dataset(dataset) if dataset.lower() in _ALIASES else dataset
+        if dataset not in {d for d, _ in self.values}:
+            dataset = canonical_dataset(dataset)  # an alias, or an unknown name (a clear error)
         values = self.values.get((dataset, metric))
         if values is None or not np.isfinite(values).any():
             have = ", ".join(f"{d}/{m}" for (d, m), v in self.values.items() if np.isfinite(v).any())

@@ -1,0 +1,80 @@
+"""``nasplug bench``: convert NAS-Bench-201 ground truth into a compact table, or summarize a file.
+
+The official file takes minutes and gigabytes to unpickle; ``bench convert`` reads it once and
+writes the few numbers ranking needs (``index, arch, dataset, test_accuracy, valid_accuracy``), so
+``nasplug rank --benchmark table.csv`` loads in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="NAS-Bench-201 files: convert to a compact table, or summarize",
+        description="Read NAS-Bench-201 ground truth (official .pth via nas_201_api at 200 epochs "
+        "averaged over seeds, a compact table, or the CSV export).",
+    )
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    conv = actions.add_parser("convert", help="write a compact .csv or .parquet table",
+                              description="Convert any supported NAS-Bench-201 file into the compact "
+                              "long table (index, arch, dataset, metrics).")
+    conv.add_argument("file", help="official .pth, compact table, or CSV export")
+    conv.add_argument("-o", "--output", required=True, help="table.csv or table.parquet")
+    conv.add_argument("--datasets", default=None,
+                      help="comma-separated datasets to keep (default: all in the file)")
+    conv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    conv.set_defaults(func=run_convert)
+    info = actions.add_parser("info", help="summarize a NAS-Bench-201 file")
+    info.add_argument("file")
+    info.set_defaults(func=run_info)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _datasets(text: str | None) -> list[str] | None:
+    from nasplug.benchmarks import canonical_dataset
+
+    if text is None:
+        return None
+    return [canonical_dataset(d) for d in text.split(",") if d.strip()]
+
+
+def run_convert(args) -> int:
+    import time
+
+    from nasplug.benchmarks import BenchmarkTable, load_benchmark
+
+    wanted = _datasets(args.datasets)
+    start = time.perf_counter()
+    table = load_benchmark(args.file, datasets=wanted, progress=not args.no_progress)
+    read_s = time.perf_counter() - start
+    if wanted is not None:
+        table = BenchmarkTable(table.indices, table.archs,
+                               {k: v for k, v in table.values.items() if k[0] in wanted},
+                               source=table.source)
+        for d in wanted:
+            table.column(d)
+    path = table.write(args.output)
+    start = time.perf_counter()
+    load_benchmark(path)
+    load_s = time.perf_counter() - start
+    print(f"read {len(table):,} cells x {len(table.datasets)} datasets ({', '.join(table.datasets)}) "
+          f"from {args.file} in {read_s:.2f} s")
+    print(f"wrote {path}; it loads in {load_s:.2f} s ({read_s / max(load_s, 1e-9):.1f}x faster)")
+    return 0
+
+
+def run_info(args) -> int:
+    import numpy as np
+
+    from nasplug.benchmarks import load_benchmark
+
+    table = load_benchmark(args.file)
+    print(f"{args.file}: {len(table):,} cells, arch indices {table.indices.min()}..{table.indices.max()}")
+    for (dataset, metric), v in table.values.items():
+        ok = np.isfinite(v)
+        if ok.any():
+            best = int(np.nanargmax(v))
+            print(f"  {dataset:>15} {metric:<15} n={int(ok.sum()):,}  mean {np.nanmean(v):.2f}  "
+                  f"max {v[best]:.2f} (index {int(table.indices[best])})")
+    return 0

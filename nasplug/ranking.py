@@ -40,8 +40,12 @@ class SpaceScores:
         return np.lexsort((self.indices, -np.nan_to_num(values, nan=-np.inf)))
 
     def arch_strings(self, positions: Sequence[int] | None = None) -> list[str]:
+        """Cell encodings; NB201 cells always as NB201 strings (``str`` would write a cell of only
+        none/skip edges as a DAG code, which the benchmark's tables never use)."""
         positions = range(len(self.indices)) if positions is None else positions
-        return [str(self.space.decode(int(self.indices[p]))) for p in positions]
+        nb201 = getattr(self.space, "name", "") == "nb201"
+        decoded = (self.space.decode(int(self.indices[p])) for p in positions)
+        return [a.to_nb201() if nb201 else str(a) for a in decoded]
 
     def write_csv(self, path: str | Path, extra: dict[str, np.ndarray] | None = None) -> Path:
         """One row per cell: index, arch, every score, every filter's keep flag, then ``extra``

@@ -1,0 +1,89 @@
+"""``nasplug rank --benchmark``: report files, numbers checked against independent computations."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import search_spaces
+from nasplug import ArchGraph
+from nasplug.cli import main
+from nasplug.ranking import normalized_ranks, rank_aggregate, score_space
+
+
+def test_rank_report_files_and_numbers(nb201_csv, nb201_rows, tmp_path, capsys):
+    out = tmp_path / "rep"
+    code = main(["rank", "--space", "nb201", "--scorers", "effective_depth,num_paths",
+                 "--filters", "dag_box,dag_box_authors", "--benchmark", str(nb201_csv),
+                 "--dataset", "c100", "--out", str(out), "--search-seeds", "200", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "keeps 6,256 of 15,625" in printed and "keeps 8,226 of 15,625" in printed
+    for name in ("report.md", "report.html", "scores.csv", "scatter_C100.png", "dmap_C100.png",
+                 "prefilter_C100.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "dmap_C100.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # ρ of d̄ vs CIFAR-100 from the raw CSV rows and ArchGraph path statistics (independent of the
+    # space mapping, the batched scorer and the loader)
+    acc = np.array([float(r["CIFAR100TestAccuracy200Epochs"]) for r in nb201_rows])
+    dbar = np.array([ArchGraph.parse(r["ArchitectureString"]).path_stats().mean_depth for r in nb201_rows])
+    rho = stats.spearmanr(dbar, acc).statistic
+    report = (out / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| `effective_depth`"))
+    assert row.split("|")[2].strip() == f"{rho:.3f}"
+    assert "| `dag_box` | 6,256 (40.0 %)" in report and "| `dag_box_authors` | 8,226 (52.6 %)" in report
+
+    # scores.csv: the accuracy column belongs to the arch string of the same line
+    by_arch = {r["ArchitectureString"]: float(r["CIFAR100TestAccuracy200Epochs"]) for r in nb201_rows}
+    with (out / "scores.csv").open() as fh:
+        lines = list(csv.DictReader(fh))
+    assert len(lines) == 15_625
+    for line in lines[::997]:
+        assert float(line["cifar100_test_accuracy"]) == pytest.approx(by_arch[line["arch"]])
+
+
+def test_rank_benchmark_errors_are_one_line(nb201_csv, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "nasplug.cli", "rank", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    cases = [
+        (["--benchmark", str(nb201_csv), "--dataset", "cifar10-valid", "--out", str(tmp_path)],
+         "no test_accuracy for cifar10-valid"),
+        (["--benchmark", str(nb201_csv)], "give --out DIR"),
+        (["--benchmark", str(tmp_path / "none.csv"), "--out", str(tmp_path)], "none.csv: no such file"),
+        (["--benchmark", str(nb201_csv), "--dataset", "mnist", "--out", str(tmp_path)], "unknown dataset"),
+    ]
+    for args, fragment in cases:
+        proc = run(*args)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and fragment in lines[0], (args, proc.stderr)
+
+
+def test_rank_aggregate_by_hand():
+    a = np.array([3.0, 1.0, 2.0, 2.0])
+    b = np.array([10.0, 40.0, 30.0, 20.0])
+    # normalized average ranks: a -> [4, 1, 2.5, 2.5]/4, b (lower is better) -> [4, 1, 2, 3]/4
+    agg = rank_aggregate({"a": a, "b": b}, {"a": 1.0, "b": 3.0}, {"a": True, "b": False})
+    expected = (np.array([4, 1, 2.5, 2.5]) + 3 * np.array([4, 1, 2, 3])) / 4 / 4
+    np.testing.assert_allclose(agg, expected)
+    np.testing.assert_allclose(normalized_ranks(np.array([np.nan, 1.0])), [0.5, 1.0])
+    # a negative weight reverses a scorer
+    np.testing.assert_allclose(rank_aggregate({"a": a}, {"a": -1.0}), normalized_ranks(-a))
+    logagg = rank_aggregate({"a": a, "b": b}, {"a": 1.0, "b": 1.0}, {"b": False}, mode="log")
+    np.testing.assert_allclose(logagg, (np.log([4, 1, 2.5, 2.5]) + np.log([4, 1, 2, 3]) - 2 * np.log(4)) / 2)
+
+
+def test_score_space_chunks_agree_with_one_batch():
+    space = search_spaces.get("nb201")
+    whole = score_space(space, ["effective_depth", "num_paths"], ["dag_box"], chunk=10**6)
+    parts = score_space(space, ["effective_depth", "num_paths"], ["dag_box"], chunk=1000)
+    for name in whole.scores:
+        np.testing.assert_array_equal(whole.scores[name], parts.scores[name])
+    np.testing.assert_array_equal(whole.keep["dag_box"], parts.keep["dag_box"])

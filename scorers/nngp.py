@@ -370,8 +370,8 @@ def nngp_kernel(arch: ArchGraph | str, gram: np.ndarray, mode: Mode = "exact",
     Examples
     --------
     >>> k0 = synthetic_gram(2, 0.5)
-    >>> nngp_kernel("1_11", k0, "exact")[0, 0], nngp_kernel("1_11", k0, "paper")[0, 0]
-    (4.0, 2.0)
+    >>> print(nngp_kernel("1_11", k0, "exact")[0, 0], nngp_kernel("1_11", k0, "paper")[0, 0])
+    4.0 2.0
     """
     return nngp_kernels(ArchBatch.from_archs([ArchGraph.parse(arch)]), gram, mode, sigma2)[0]
 

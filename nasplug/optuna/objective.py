@@ -1,0 +1,190 @@
+"""Objective-side helpers: prune before training, reuse duplicates, record failures.
+
+:class:`ArchObjective` turns any ``evaluate(arch) -> float`` (a trainer, a benchmark-table lookup, a
+user callable) into an Optuna objective that
+
+1. suggests a cell with :func:`~nasplug.optuna.suggest_architecture`;
+2. rejects it *before any training* when it fails the filter (:func:`prune_before_training`: the
+   proxy is reported at step 0 and :class:`optuna.TrialPruned` raised, so TPE still learns from the
+   rejection) — with :class:`~nasplug.optuna.PruningSampler` this never fires, it is a safety net;
+3. does not train a cell twice: if a completed trial of the study already evaluated a cell with the
+   same :meth:`~nasplug.ArchGraph.canonical_key` (the same function), its value is reused. The cache
+   is read from the study's storage (user attributes of completed trials), so it also works across
+   processes sharing the storage and across resumed runs;
+4. records a failed evaluation — a :class:`EvaluationFailed` raised by ``evaluate`` (a diverged
+   training) or a non-finite value — as a FAIL trial with its reason in ``nasplug:fail_reason``,
+   and lets the study continue (pass ``catch=objective.catch`` to ``study.optimize``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import optuna
+from optuna.trial import TrialState
+
+from nasplug.errors import NasplugError
+from nasplug.graph import ArchGraph
+from nasplug.optuna.params import (
+    ATTR_DUPLICATE_OF,
+    ATTR_EVALUATED,
+    ATTR_FAIL_REASON,
+    ATTR_KEY,
+    ATTR_PROXY,
+    ATTR_REJECTED_BY,
+    resolve_space,
+    suggest_architecture,
+)
+from nasplug.optuna.sampler import resolve_filter, resolve_scorer
+from nasplug.optuna.storage import tag_worker
+
+if TYPE_CHECKING:
+    from search_spaces.base import ProductSpace
+
+
+class EvaluationFailed(NasplugError):
+    """An evaluation that produced no usable value (e.g. the training diverged to NaN).
+
+    ``reason`` is a short machine-readable status (``"diverged"``, ``"error"``) and ``detail`` a
+    human-readable explanation; both end up in the trial's ``nasplug:fail_reason``.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+def prune_before_training(trial: optuna.Trial, arch: ArchGraph | str, filter: Any = "dag_box",
+                          scorer: Any = None, space: ProductSpace | str = "nb201") -> float | None:
+    """Reject a cell before any training, for objectives that keep their own sampler.
+
+    If a scorer is given its (training-free) value is reported as the intermediate value at step 0,
+    oriented to the study's direction so that Optuna's TPE, which ranks pruned trials by their last
+    intermediate value, learns which rejected cells were "less bad". If the filter rejects the cell,
+    ``nasplug:rejected_by`` is set and :class:`optuna.TrialPruned` raised — the objective stops
+    before touching data.
+
+    Returns
+    -------
+    The proxy score (``None`` without a scorer) when the cell is kept.
+    """
+    arch = ArchGraph.parse(arch)
+    filt = resolve_filter(filter, space)
+    scorer = resolve_scorer(scorer)
+    proxy = None
+    if scorer is not None:
+        proxy = float(scorer.score(arch))
+        trial.set_user_attr(ATTR_PROXY, proxy)
+        maximize = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
+        oriented = proxy if getattr(scorer, "higher_is_better", True) == maximize else -proxy
+        if math.isfinite(oriented):
+            trial.report(oriented, step=0)
+    if filt is not None and not filt.keep(arch):
+        trial.set_user_attr(ATTR_REJECTED_BY, getattr(filt, "name", type(filt).__name__))
+        raise optuna.TrialPruned(f"{arch} rejected by filter {getattr(filt, 'name', filt)!r} before training")
+    return proxy
+
+
+class DuplicateCache:
+    """Values of already-evaluated cells, keyed by canonical key, read from a study's storage.
+
+    Completed trials carry ``nasplug:key``; the cache ingests them incrementally (trials come back
+    ordered by number and a finished trial never changes), so a lookup costs only the trials that
+    finished since the last one — and sees trials finished by other processes on the same storage.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, tuple[int, float]] = {}
+        self._cursor = 0
+        self._lock = threading.Lock()
+
+    def lookup(self, study: optuna.Study, key: str) -> tuple[int, float] | None:
+        with self._lock:
+            trials = study.get_trials(deepcopy=False)
+            cursor, advancing = self._cursor, True
+            for i in range(self._cursor, len(trials)):
+                t = trials[i]
+                if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
+                    k = t.user_attrs.get(ATTR_KEY)
+                    if k is not None and k not in self._values:
+                        self._values[k] = (t.number, float(t.values[0]))
+                if advancing and t.state.is_finished():
+                    cursor = i + 1
+                else:
+                    advancing = False
+            self._cursor = cursor
+            return self._values.get(key)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_values": dict(self._values), "_cursor": self._cursor}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+
+class ArchObjective:
+    """An Optuna objective around a pluggable ``evaluate(arch) -> float``.
+
+    Parameters
+    ----------
+    evaluate
+        Called with the :class:`~nasplug.ArchGraph` of each kept, not-yet-seen cell. Raise
+        :class:`EvaluationFailed` for a failed evaluation (diverged training); a NaN/inf return value
+        is treated the same way.
+    space
+        Search space (object or name) suggested with :func:`~nasplug.optuna.suggest_architecture`.
+    filter, scorer
+        Applied by :func:`prune_before_training` before ``evaluate`` (``None`` to skip).
+    dedupe
+        Reuse the stored value of a completed trial with the same canonical key.
+    prefix
+        Parameter-name prefix of the architecture.
+
+    Attributes
+    ----------
+    n_evaluations
+        How many times this process called ``evaluate`` (duplicates and rejections excluded).
+    catch
+        The exceptions to pass as ``study.optimize(..., catch=objective.catch)``.
+    """
+
+    catch = (EvaluationFailed,)
+
+    def __init__(self, evaluate: Callable[[ArchGraph], float], space: ProductSpace | str = "nb201", *,
+                 filter: Any = None, scorer: Any = None, dedupe: bool = True, prefix: str = ""):
+        self.evaluate = evaluate
+        self.space = resolve_space(space)
+        self.filter = resolve_filter(filter, self.space)
+        self.scorer = resolve_scorer(scorer)
+        self.dedupe = dedupe
+        self.prefix = prefix
+        self.cache = DuplicateCache()
+        self.n_evaluations = 0
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        tag_worker(trial)  # lets a restarted search recover this trial if the process dies
+        arch = suggest_architecture(trial, self.space, self.prefix)
+        if self.filter is not None or self.scorer is not None:
+            prune_before_training(trial, arch, self.filter, self.scorer, self.space)
+        if self.dedupe:
+            hit = self.cache.lookup(trial.study, arch.canonical_key())
+            if hit is not None:
+                trial.set_user_attr(ATTR_DUPLICATE_OF, hit[0])
+                return hit[1]
+        self.n_evaluations += 1
+        try:
+            value = self.evaluate(arch)
+        except EvaluationFailed as err:
+            trial.set_user_attr(ATTR_FAIL_REASON, str(err))
+            raise
+        value = float(value)
+        if not math.isfinite(value):
+            err = EvaluationFailed("diverged", f"evaluation returned {value}")
+            trial.set_user_attr(ATTR_FAIL_REASON, str(err))
+            raise err
+        trial.set_user_attr(ATTR_EVALUATED, True)
+        return value

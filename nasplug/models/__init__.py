@@ -14,11 +14,12 @@ from nasplug.models.builders import (
     count_parameters,
     is_nb201_cell,
 )
-from nasplug.models.dag import DAGCell
+from nasplug.models.dag import DAGCell, node_sq_norms
 from nasplug.models.init import INIT_MODES, fan_in, init_layer_, weight_layer
 
 __all__ = [
     "DAGCell",
+    "node_sq_norms",
     "DAGNet",
     "NB201Network",
     "ResNetBasicBlock",

@@ -86,3 +86,12 @@ class DAGCell(nn.Module):
             layer = weight_layer(self.edge_module(edge))
             if layer is not None and edge in gains:
                 init_layer_(layer, gains[edge], generator=generator)
+
+
+@torch.no_grad()
+def node_sq_norms(net: nn.Module, x: torch.Tensor) -> dict[int, float]:
+    """``E‖z_t‖² / n`` of every computed node of ``net``'s DAG cell on inputs ``x`` (mean over the
+    batch; ``n`` = features per sample). ``net`` is a builder's network with ``.stem`` and ``.cell``
+    (MLP-/CNN-DAG); this is what the architecture-aware init keeps flat [C24 §3]."""
+    nodes = net.cell.forward_nodes(net.stem(x))
+    return {t: float(z.pow(2).flatten(1).sum(1).mean() / z[0].numel()) for t, z in nodes.items()}

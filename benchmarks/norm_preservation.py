@@ -1,0 +1,150 @@
+"""Does the architecture-aware init keep ``E‖z_t‖²/n`` flat along a DAG? [C24 eq. 4]
+
+For each DAG, the theory MLP-DAG (:func:`nasplug.models.build_mlp`, ``bias=False``, width 1024) is
+built with the architecture-aware init (``Var W_st = 2 / (d_in(t) · n)``) and with He init
+(``2 / n``); Gaussian inputs with ``‖x‖²/d = 1`` give ``E‖z_0‖²/n ≈ 1`` after the stem. For every
+node ``t`` we measure ``q_t = E‖z_t‖²/n`` (mean over a batch and over init seeds) and report the
+*band* ``max_t q_t / min_t q_t``.
+
+Expected (THEORY §4): a parameterized edge maps ``q_s`` to ``gain · q_s / 2`` and a node sums its
+in-edges, so on an all-linear DAG the arch-aware init gives ``q_t = q_0`` for every node while He
+gives ``q_t = Σ_{s<t} q_s`` (``2^{t-1}`` on the complete DAG). Skip edges carry no weights: with
+skips the arch-aware norm is preserved only approximately, which is what the mixed DAGs measure.
+
+[C24] W. Chen, J. Wu, Z. Wang, B. Hanin. ICLR 2024, arXiv:2402.17440.
+
+Usage: ``python benchmarks/norm_preservation.py [--width 1024] [--seeds 3]``; writes
+``docs/norm_preservation.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nasplug.graph import ArchGraph
+from nasplug.models import build_mlp, node_sq_norms
+from search_spaces import get as get_space
+
+INITS = ("arch_aware", "arch_aware_source", "he")
+
+
+def complete_linear(n_nodes: int) -> ArchGraph:
+    return ArchGraph(n_nodes, {(s, t): "linear" for t in range(1, n_nodes) for s in range(t)})
+
+
+def dags(n_random: int = 3, seed: int = 0) -> list[tuple[str, ArchGraph]]:
+    """The complete 8-node all-linear DAG, an 8-node chain, uniform random 8-node DAGs (zero, skip,
+    linear equally likely: a third of the edges are skips) and mostly-linear random DAGs (edge
+    probabilities zero 0.2, skip 0.1, linear 0.7). Only DAGs where every node is on a live path and
+    with at least one skip are kept, so every node is measured."""
+    out = [("complete linear", complete_linear(8)),
+           ("chain", ArchGraph(8, {(t - 1, t): "linear" for t in range(1, 8)}))]
+    space, rng = get_space("dag:8"), np.random.default_rng(seed)
+    for label, probs in (("uniform mix", None), ("mostly linear", [0.2, 0.1, 0.7])):
+        count = 0
+        while count < n_random:
+            digits = rng.choice(3, size=len(space.pairs), p=probs)
+            arch = space.from_digits(digits)
+            live_targets = {t for (_, t) in arch.live_edges()}
+            if len(live_targets) == 7 and any(op.is_skip for op in arch.edges.values()):
+                count += 1
+                out.append((f"{label} {count}", arch))
+    return out
+
+
+def predicted(arch: ArchGraph, init: str) -> np.ndarray:
+    """Infinite-width ``q_t`` (THEORY §3, exact form, one input with ``q_0 = 1``): track the
+    covariances ``C_ab`` between nodes; a skip edge copies its source (cross terms with shared
+    ancestry kept), a parameterized edge adds ``(gain / 2) · C_ss`` (``E φ(z)² = q / 2``) and is
+    uncorrelated with everything else."""
+    from nasplug.models.init import dag_edge_gains
+
+    gains = dag_edge_gains(arch, init)
+    n = arch.n_nodes
+    cov = np.zeros((n, n))
+    cov[0, 0] = 1.0
+    for t in range(1, n):
+        skips = [s for (s, tt), op in arch.edges.items() if tt == t and op.role in ("skip", "pool")]
+        params = [s for (s, tt), op in arch.edges.items() if tt == t and op.is_parameterized]
+        for b in range(t):
+            cov[t, b] = cov[b, t] = sum(cov[a, b] for a in skips)
+        cov[t, t] = sum(cov[a, c] for a in skips for c in skips)
+        cov[t, t] += sum(gains[(s, t)] / 2 * cov[s, s] for s in params)
+    return np.diag(cov).copy()
+
+
+def measure(arch: ArchGraph, init: str, width: int, seeds: int, batch: int = 256,
+            in_dim: int = 64) -> np.ndarray:
+    """``q_t`` per node, averaged over ``seeds`` inits (a fresh input batch per seed)."""
+    q = np.zeros(arch.n_nodes)
+    for seed in range(seeds):
+        gen = torch.Generator().manual_seed(1000 + seed)
+        x = torch.randn(batch, in_dim, generator=gen)  # E‖x‖²/d = 1
+        net = build_mlp(arch, in_dim, width, 10, init=init, bias=False, seed=seed)
+        norms = node_sq_norms(net, x)
+        q += np.array([norms.get(t, np.nan) for t in range(arch.n_nodes)])
+    return q / seeds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs"
+                                             / "norm_preservation.md"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    lines = [
+        "# Norm preservation of the architecture-aware init ([C24] eq. 4)",
+        "",
+        "Generated by `benchmarks/norm_preservation.py` (do not edit by hand). Theory MLP-DAGs "
+        f"(`build_mlp`, no bias), width {args.width},",
+        f"256 Gaussian inputs with ‖x‖²/d = 1, {args.seeds} init seeds. q_t = E‖z_t‖²/n at node t; "
+        "band = max_t q_t / min_t q_t.",
+        "`arch_aware` divides He's gain by the in-degree of the edge's target node (App. A), "
+        "`arch_aware_source` by that of its source",
+        "(the authors' code), `he` does not divide.",
+        "",
+        "| DAG | code | init | measured q_0 … q_7 | band | predicted band (n → ∞) | max rel. dev. |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    print(f"{'DAG':<16} {'init':<18} {'band':>8} {'pred.':>8} {'dev':>6}  q_t per node")
+    for name, arch in dags():
+        for init in INITS:
+            q = measure(arch, init, args.width, args.seeds)
+            band = float(np.nanmax(q) / np.nanmin(q))
+            pred = predicted(arch, init)
+            dev = float(np.nanmax(np.abs(q / pred - 1)))
+            qs = " ".join(f"{v:.3g}" for v in q)
+            print(f"{name:<16} {init:<18} {band:>8.3g} {pred.max() / pred.min():>8.3g} {dev:>6.3f}  {qs}",
+                  flush=True)
+            lines.append(f"| {name} | `{arch.to_dag_code()}` | {init} | {qs} | {band:.3g} | "
+                         f"{pred.max() / pred.min():.3g} | {dev:.3f} |")
+    seconds = time.perf_counter() - t0
+    lines += [
+        "",
+        "Reading: on the all-linear DAGs the arch-aware band is ≈ 1 (Monte-Carlo noise only) while He "
+        "doubles q_t at every node of the",
+        "complete DAG (2^(t−1)). With skip edges the arch-aware init no longer preserves the norm "
+        "exactly (skips add their source's",
+        "norm unscaled and correlated skip branches add cross terms, THEORY §3), but its band stays "
+        "below He's. The measured q_t match the infinite-width recursion of THEORY §3 (last column: "
+        "largest relative",
+        "deviation over nodes), so the residual growth with skips is the theory's, not a bug.",
+        "",
+        f"Run time: {seconds:.0f} s on one CPU thread.",
+        "",
+    ]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines))
+    print(f"wrote {args.out} ({seconds:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

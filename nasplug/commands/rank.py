@@ -3,18 +3,10 @@
 
 from __future__ import annotations
 
-#: Topology scorers always in the defaults; the exact NNGP bound joins once it is registered.
-DEFAULT_SCORERS = ["effective_width", "effective_depth", "num_paths", "sum_depth_cubed"]
-OPTIONAL_DEFAULT_SCORERS = ["nngp_lambda_min"]
+#: The topology scorers and the exact NNGP λ_min. The first one sorts: effective depth, the best
+#: single scorer on NB201 CIFAR-10 (docs/nb201_ranking.md; chosen on CIFAR-10 only).
+DEFAULT_SCORERS = ["effective_depth", "sum_depth_cubed", "nngp_lambda_min", "effective_width", "num_paths"]
 DEFAULT_FILTERS = ["dag_box"]
-
-
-def default_scorers() -> list[str]:
-    """The default scorer list: topology scorers plus any optional ones that are registered."""
-    import scorers
-
-    available = scorers.available("scorer")
-    return DEFAULT_SCORERS + [s for s in OPTIONAL_DEFAULT_SCORERS if s in available]
 
 
 def add_parser(sub) -> None:
@@ -27,9 +19,8 @@ def add_parser(sub) -> None:
         "pre-filter curves, filter and search statistics) and writes a report into --out.",
     )
     p.add_argument("--space", default="nb201", help="search space (default nb201; see `nasplug spaces`)")
-    p.add_argument("--scorers", default=None,
-                   help="comma-separated scorers; the first one sorts (default: the topology scorers "
-                   f"{','.join(DEFAULT_SCORERS)}, plus nngp_lambda_min when registered)")
+    p.add_argument("--scorers", default=",".join(DEFAULT_SCORERS),
+                   help="comma-separated scorers; the first one sorts (default %(default)s)")
     p.add_argument("--filters", default=",".join(DEFAULT_FILTERS),
                    help="comma-separated filters, '' for none (default %(default)s)")
     p.add_argument("--aggregate", default=None, metavar="NAME:W,...",
@@ -81,7 +72,7 @@ def run(args) -> int:
     from nasplug.errors import NasplugError
     from nasplug.ranking import rank_aggregate, score_space
 
-    scorer_names = default_scorers() if args.scorers is None else _names(args.scorers)
+    scorer_names = _names(args.scorers)
     if not scorer_names:
         raise NasplugError("give at least one scorer with --scorers")
     weights = _weights(args.aggregate) if args.aggregate else {}

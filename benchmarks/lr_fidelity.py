@@ -228,7 +228,7 @@ def write_report(path: Path, topologies, found, curves, table, best_offset, rows
               f"## Fixed budget: scaled vs unscaled LR ({args.epochs} epochs, cosine, {seeds} seeds)", "",
               f"Base network `{BASE}`, base LR {base_lr:.4g} (its grid-searched maximal LR). (a) base LR ×",
               f"`lr_multiplier(arch, offset={best_offset}, base)`; (b) the base LR unscaled for every",
-              "topology;"
+              "topology;",
               "(c) the topology's own grid-searched maximal LR (costs a grid search per topology).",
               "Diverged seeds count as chance accuracy (0.1).", "",
               "| topology | (a) LR | (a) acc | (b) acc | (b) diverged | (c) LR | (c) acc |",

@@ -3,6 +3,6 @@
 See :mod:`scorers.base` for the protocols; ``scorers.available()`` lists every name.
 """
 
-from scorers.base import BatchFilter, BatchScorer, Filter, Scorer, available, get, register
+from scorers.base import BatchFilter, BatchScorer, Filter, Scorer, available, get, is_slow, register
 
-__all__ = ["Scorer", "Filter", "BatchScorer", "BatchFilter", "get", "available", "register"]
+__all__ = ["Scorer", "Filter", "BatchScorer", "BatchFilter", "get", "available", "is_slow", "register"]

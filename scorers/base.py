@@ -103,18 +103,23 @@ class Entry:
     kind: str  # "scorer" or "filter"
     factory: Callable[..., Any]
     description: str
+    slow: bool = False  # builds a torch network per cell: too slow to score whole spaces on a CPU
 
 
 _REGISTRY: dict[str, Entry] = {}
 
 
-def register(name: str, kind: str, description: str) -> Callable:
-    """Class/function decorator adding a scorer or filter factory to the registry."""
+def register(name: str, kind: str, description: str, *, slow: bool = False) -> Callable:
+    """Class/function decorator adding a scorer or filter factory to the registry.
+
+    ``slow`` marks per-cell scorers (a torch network built and run for every cell) so that tools
+    scoring whole spaces can leave them out or run them on a sample.
+    """
     if kind not in ("scorer", "filter"):
         raise ValueError(f"kind must be 'scorer' or 'filter', got {kind!r}")
 
     def decorate(factory):
-        _REGISTRY[name] = Entry(name, kind, factory, description)
+        _REGISTRY[name] = Entry(name, kind, factory, description, slow)
         return factory
 
     return decorate
@@ -135,10 +140,22 @@ def get(name: str, **params: Any) -> Any:
         raise NasplugError(f"bad parameters for {name!r}: {err}") from None
 
 
-def available(kind: str | None = None) -> dict[str, str]:
-    """Registered names (optionally only ``"scorer"`` or ``"filter"``) with descriptions."""
+def available(kind: str | None = None, *, include_slow: bool = True) -> dict[str, str]:
+    """Registered names (optionally only ``"scorer"`` or ``"filter"``, optionally without the
+    slow per-cell ones) with descriptions."""
     _load_all()
-    return {n: e.description for n, e in sorted(_REGISTRY.items()) if kind in (None, e.kind)}
+    return {
+        n: e.description for n, e in sorted(_REGISTRY.items())
+        if kind in (None, e.kind) and (include_slow or not e.slow)
+    }
+
+
+def is_slow(name: str) -> bool:
+    """Whether the registered scorer ``name`` builds a network per cell (see :func:`register`)."""
+    _load_all()
+    if name not in _REGISTRY:
+        raise NasplugError(f"unknown scorer or filter {name!r}")
+    return _REGISTRY[name].slow
 
 
 def _load_all() -> None:

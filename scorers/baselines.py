@@ -222,21 +222,24 @@ def _synflow(arch: ArchGraph) -> float:
 
 
 @register("num_params", "scorer",
-          "trainable parameters of the built network (NB201 macro net / MLP-DAG width 256)")
+          "trainable parameters of the built network (NB201 macro net / MLP-DAG width 256)", slow=True)
 def num_params() -> NetworkProxy:
     return NetworkProxy("num_params", _num_params, "number of parameters")
 
 
-@register("flops", "scorer", "MFLOPs (multiply-accumulates of conv/linear) of the built network, one input")
+@register("flops", "scorer", "MFLOPs (multiply-accumulates of conv/linear) of the built network, one input",
+          slow=True)
 def flops() -> NetworkProxy:
     return NetworkProxy("flops", _flops, "MFLOPs")
 
 
-@register("naswot", "scorer", "NASWOT (Mellor et al. 2021): log-det of the ReLU activation-pattern kernel")
+@register("naswot", "scorer", "NASWOT (Mellor et al. 2021): log-det of the ReLU activation-pattern kernel",
+          slow=True)
 def naswot() -> NetworkProxy:
     return NetworkProxy("naswot", _naswot, "NASWOT log|K_H|")
 
 
-@register("synflow", "scorer", "synflow (Tanaka et al. 2020): Σ θ·∂R/∂θ on |weights|, ones input, no BN")
+@register("synflow", "scorer", "synflow (Tanaka et al. 2020): Σ θ·∂R/∂θ on |weights|, ones input, no BN",
+          slow=True)
 def synflow() -> NetworkProxy:
     return NetworkProxy("synflow", _synflow, "synflow")

@@ -70,3 +70,12 @@ def test_rank_topology_whole_space(tmp_path, capsys):
 def test_rank_too_large_space_needs_sample():
     proc = run_cli("rank", "--space", "dag:12")
     assert proc.returncode == 2 and "--sample" in proc.stderr
+
+
+def test_scorers_lists_slow_per_cell_baselines():
+    import scorers
+
+    fast = scorers.available("scorer", include_slow=False)
+    assert "effective_depth" in fast and "naswot" not in fast
+    assert scorers.is_slow("naswot") and not scorers.is_slow("nngp_lambda_min")
+    assert "[slow" in run_cli("scorers").stdout

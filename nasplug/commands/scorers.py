@@ -14,5 +14,6 @@ def run(args) -> int:
     for kind in ("scorer", "filter"):
         print(f"{kind}s:")
         for name, description in scorers.available(kind).items():
-            print(f"  {name:<22} {description}")
+            slow = " [slow: a network per cell]" if scorers.is_slow(name) else ""
+            print(f"  {name:<28} {description}{slow}")
     return 0

@@ -143,6 +143,9 @@ class ArchObjective:
         Reuse the stored value of a completed trial with the same canonical key.
     prefix
         Parameter-name prefix of the architecture.
+    pass_trial
+        Call ``evaluate(arch, trial)`` instead, so a trainer can report per-epoch values and let an
+        Optuna pruner stop it (raise :class:`optuna.TrialPruned`).
 
     Attributes
     ----------
@@ -155,13 +158,15 @@ class ArchObjective:
     catch = (EvaluationFailed,)
 
     def __init__(self, evaluate: Callable[[ArchGraph], float], space: ProductSpace | str = "nb201", *,
-                 filter: Any = None, scorer: Any = None, dedupe: bool = True, prefix: str = ""):
+                 filter: Any = None, scorer: Any = None, dedupe: bool = True, prefix: str = "",
+                 pass_trial: bool = False):
         self.evaluate = evaluate
         self.space = resolve_space(space)
         self.filter = resolve_filter(filter, self.space)
         self.scorer = resolve_scorer(scorer)
         self.dedupe = dedupe
         self.prefix = prefix
+        self.pass_trial = pass_trial
         self.cache = DuplicateCache()
         self.n_evaluations = 0
 
@@ -177,7 +182,7 @@ class ArchObjective:
                 return hit[1]
         self.n_evaluations += 1
         try:
-            value = self.evaluate(arch)
+            value = self.evaluate(arch, trial) if self.pass_trial else self.evaluate(arch)
         except EvaluationFailed as err:
             trial.set_user_attr(ATTR_FAIL_REASON, str(err))
             raise

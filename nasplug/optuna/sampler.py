@@ -21,7 +21,7 @@ A proposal that fails the filter is discarded and the base sampler asked again, 
 ``max_tries`` times. Discarded proposals never become trials, so nothing rejected is ever trained
 and the base sampler's history contains only cells that passed. Model-based samplers often propose
 the *same* cell again (TPE's argmax over l/g is nearly deterministic on a small categorical space),
-so the loop also stops after ``patience`` consecutive repeats. The fallback (``fallback=``) is then
+so the loop also stops after ``patience`` repeated proposals. The fallback (``fallback=``) is then
 ``"nearest"`` (default): the passing cell closest in Hamming distance to the last proposal, ties
 broken at random — it keeps what the base sampler wanted on as many edges as possible;
 ``"uniform"``: a uniformly drawn passing cell; or ``"proposal"``: the last (rejected) proposal
@@ -118,6 +118,13 @@ class ArchFilterIndex:
         self._lock = threading.Lock()
         self.base = len(space.ops)
         self.powers = self.base ** np.arange(len(space.pairs) - 1, -1, -1, dtype=object)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     @property
     def exact(self) -> bool:
@@ -228,7 +235,8 @@ class PruningSampler(BaseSampler):
     fallback
         ``"nearest"``, ``"uniform"`` or ``"proposal"`` (see the module docstring).
     patience
-        Stop asking after this many consecutive proposals that were already rejected in this trial.
+        Stop asking once this many proposals of this trial repeated an earlier one (a model-based
+        sampler that keeps returning the same few rejected cells will not find a new one).
     candidates
         With a scorer, how many distinct passing proposals to compare (default 1: no pre-screen).
     relative_retries
@@ -424,14 +432,12 @@ class PruningSampler(BaseSampler):
             if self._index.keep(digits):
                 if all(d != digits for d, _ in passing):
                     passing.append((digits, params))
-                    repeats = 0
                 else:
                     repeats += 1
             elif digits in rejected:
                 repeats += 1
             else:
                 rejected.add(digits)
-                repeats = 0
             if repeats >= self._patience:
                 break
         if passing:

@@ -1,0 +1,213 @@
+"""`nasplug search`: table-lookup search against the raw CSV, resume, kill -9 and resume, two worker
+processes on one journal storage, diverging evaluations, user errors, and (slow) real training."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import search_spaces
+from nasplug import ArchGraph
+from nasplug.cli import main
+from nasplug.optuna import open_storage
+
+ROOT = Path(__file__).resolve().parents[1]
+NB201 = search_spaces.get("nb201")
+
+OBJECTIVES = '''
+import math, os, time
+
+def slow(arch):
+    time.sleep(float(os.environ.get("NASPLUG_TEST_SLEEP", "0.3")))
+    with open(os.environ["NASPLUG_TEST_LOG"], "a") as fh:
+        fh.write(f"{os.getpid()} {arch.canonical_key()}\\n")
+    return arch.path_stats().effective_width
+
+def diverge(arch):
+    st = arch.path_stats()
+    if st.num_paths <= 2:
+        return float("nan")
+    return float(st.num_paths)
+'''
+
+
+@pytest.fixture
+def objectives(tmp_path, monkeypatch):
+    (tmp_path / "nasplug_test_objectives.py").write_text(OBJECTIVES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("NASPLUG_TEST_LOG", str(tmp_path / "evaluations.log"))
+    return tmp_path
+
+
+def _cli(args, env_extra=None, **kw):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.update(env_extra or {})
+    return subprocess.Popen([sys.executable, "-m", "nasplug.cli", "search", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _study(spec, name=None):
+    storage = open_storage(spec)
+    name = name or optuna.get_all_study_names(storage)[0]
+    return optuna.load_study(storage=storage, study_name=name)
+
+
+def _states_readonly(db: Path) -> list[str]:
+    """Trial states read with sqlite3 in read-only mode: polling must not race the CLI's own
+    creation of the schema (opening an RDBStorage would create tables too)."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            return [row[0] for row in con.execute("SELECT state FROM trials")]
+    except sqlite3.Error:
+        return []
+
+
+def test_table_search_reports_true_accuracies_and_resumes(tmp_path, nb201_csv, nb201_rows, capsys):
+    truth = {NB201.encode(r["ArchitectureString"]): float(r["CIFAR10TestAccuracy200Epochs"])
+             for r in nb201_rows}
+    out = tmp_path / "out"
+    args = ["search", "--benchmark", str(nb201_csv), "--n-trials", "12", "--out", str(out), "--quiet",
+            "--sampler", "random"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "keeps 6,256 of 15,625 cells" in first
+    study = _study(out / "study.db")
+    assert len(study.trials) == 12
+    for t in study.trials:
+        arch = ArchGraph.parse(t.user_attrs["nasplug:arch"])
+        assert t.state == TrialState.COMPLETE
+        if "nasplug:duplicate_of" not in t.user_attrs:
+            assert t.value == pytest.approx(truth[NB201.encode(arch)])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["best"][0]["value"] == pytest.approx(max(t.value for t in study.trials))
+    assert summary["n_trials"] == 12
+    for name in ("summary.md", "history.png", "outcomes.png"):
+        assert (out / name).stat().st_size > 0
+    first_params = [t.params for t in study.trials]
+    # The same command again: nothing to add; a larger --n-trials continues the same study.
+    assert main(args) == 0
+    assert "reporting only" in capsys.readouterr().out
+    assert main([*args[:4], "16", *args[5:]]) == 0
+    assert "resuming: 12 trials stored" in capsys.readouterr().out
+    again = _study(out / "study.db")
+    assert len(again.trials) == 16
+    assert [t.params for t in again.trials[:12]] == first_params
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert main(["search", "--benchmark", str(tmp_path / "missing.csv"), "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file" in err[0]
+    assert main(["search", "--objective", "x:y", "--filter", "no_such_filter", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown filter" in err[0]
+    assert main(["search", "--objective", "no_such_module:f", "--out", str(tmp_path)]) == 2
+    assert "cannot load objective" in capsys.readouterr().err
+
+
+def test_diverging_trials_fail_with_reason_and_the_study_continues(objectives, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["search", "--objective", "nasplug_test_objectives:diverge", "--filter", "none",
+                 "--sampler", "random", "--n-trials", "20", "--out", str(out), "--quiet"])
+    assert code == 0
+    study = _study(out / "study.db")
+    assert len(study.trials) == 20
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert failed
+    for t in study.trials:
+        paths = ArchGraph.parse(t.user_attrs["nasplug:arch"]).path_stats().num_paths
+        if t.state == TrialState.FAIL:
+            assert paths <= 2 and t.user_attrs["nasplug:fail_reason"].startswith("diverged")
+        else:
+            assert t.state == TrialState.COMPLETE and t.value == paths
+    assert "failed {'diverged'" in capsys.readouterr().out
+
+
+def test_killed_search_resumes_from_its_storage(objectives, tmp_path):
+    out = tmp_path / "out"
+    args = ["--objective", "nasplug_test_objectives:slow", "--sampler", "random", "--n-trials", "10",
+            "--out", str(out), "--quiet", "--no-dedupe"]
+    proc = _cli(args)
+    db = out / "study.db"
+    deadline = time.time() + 60
+    killed = False
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        states = _states_readonly(db)
+        if states.count("COMPLETE") >= 3 and "RUNNING" in states:
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+    proc.wait(timeout=30)
+    assert killed, proc.stderr.read()
+    before = _study(db).trials
+    zombie = [t for t in before if t.state == TrialState.RUNNING]
+    assert len(zombie) == 1
+    done_before = {t.number: t.value for t in before if t.state == TrialState.COMPLETE}
+
+    again = _cli(args, env_extra={"NASPLUG_TEST_SLEEP": "0"})
+    stdout, stderr = again.communicate(timeout=120)
+    assert again.returncode == 0, stderr
+    assert f"recovered 1 trial(s) whose worker had died: [{zombie[0].number}]" in stdout
+    trials = _study(db).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    dead = trials[zombie[0].number]
+    assert dead.state == TrialState.FAIL and dead.user_attrs["nasplug:fail_reason"].startswith("worker_died")
+    retry = [t for t in trials if t.user_attrs.get("nasplug:retry_of") == zombie[0].number]
+    # The retry keeps whatever the dead trial had already sampled (all edges, unless it died mid-draw).
+    assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
+    assert zombie[0].params.items() <= retry[0].params.items()
+    assert {t.number: t.value for t in trials if t.number in done_before} == done_before
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 10  # the dead one does not count
+
+
+def test_two_worker_processes_share_one_journal_storage(objectives, tmp_path, capsys):
+    out = tmp_path / "out"
+    journal = tmp_path / "journal.log"
+    code = main(["search", "--objective", "nasplug_test_objectives:slow", "--sampler", "random",
+                 "--n-trials", "16", "--jobs", "2", "--storage", f"journal:{journal}", "--out", str(out),
+                 "--quiet"], )
+    assert code == 0, capsys.readouterr().err
+    study = _study(f"journal:{journal}")
+    trials = study.trials
+    # StopAtTrials counts running trials, so two workers overshoot by at most one trial.
+    assert 16 <= len(trials) <= 17
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    log = (tmp_path / "evaluations.log").read_text().split("\n")
+    lines = [line.split() for line in log if line]
+    evaluated = [t for t in trials if t.user_attrs.get("nasplug:evaluated")]
+    assert len(lines) == len(evaluated)  # every training is recorded, none lost, none extra
+    assert len({pid for pid, _ in lines}) == 2  # both workers worked
+    assert len({key for _, key in lines}) == len(lines)  # no cell trained twice
+    assert all("nasplug:duplicate_of" in t.user_attrs for t in trials if t not in evaluated)
+
+
+@pytest.mark.slow
+def test_default_objective_trains_on_digits(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["search", "--n-trials", "3", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    study = _study(out / "study.db")
+    assert len(study.trials) == 3
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert complete
+    for t in complete:
+        if "nasplug:duplicate_of" not in t.user_attrs:
+            assert 10.0 < t.value <= 100.0  # accuracy in % on 10 classes, better than chance
+            assert t.intermediate_values[1] == pytest.approx(t.value)
+            assert math.isfinite(t.user_attrs["nasplug:lr"])

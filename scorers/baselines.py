@@ -8,8 +8,11 @@ Which network
 -------------
 * a 4-node cell using only NAS-Bench-201 ops → the NAS-Bench-201 macro network
   (:func:`nasplug.models.build_nb201`, 10 classes, He init), so ``num_params`` equals the
-  benchmark's published counts; ``flops`` is counted at CIFAR's 3×32×32, NASWOT (32 seeded
-  Gaussian images) and synflow run at ImageNet16's 3×16×16 to stay under 2 s per cell on CPU;
+  benchmark's published counts; ``flops`` is counted at CIFAR's 3×32×32 over the convs that are
+  evaluated (on an input→output path), whereas NB201's published FLOPs also count dead convs and so
+  rank cells like #params (docs/nb201_ranking.md); NASWOT (32 seeded Gaussian images; its paper
+  uses 128 real ones, which ranks NB201 slightly better) and synflow run at ImageNet16's 3×16×16 to
+  stay under 2 s per cell on CPU;
 * anything else → the theory MLP-DAG (:func:`nasplug.models.build_mlp`, width 256, He init,
   64 inputs = the flattened 8×8 digits, 10 outputs); NASWOT uses the first 32 training digits.
 

@@ -263,10 +263,12 @@ def default_lr_rule(model: str) -> dict[str, Any]:
 
 
 def principled_lr(arch: ArchGraph | str, base_lr: float, model: str = "mlp", *,
-                  offset: float | None = None, base: ArchGraph | str | Sequence[float] | None = None
-                  ) -> float:
+                  offset: float | None = None, base: ArchGraph | str | Sequence[float] | None = None,
+                  path_weights: str = "none") -> float:
     """``base_lr × lr_multiplier(arch)`` [C24 eq. 8–9] with the model family's convention
-    (:func:`default_lr_rule`); raises :class:`~nasplug.errors.ArchError` for cells without a path."""
+    (:func:`default_lr_rule`); raises :class:`~nasplug.errors.ArchError` for cells without a path.
+    ``path_weights="target"``/``"source"`` weights each path by its variance share under that
+    init rule (:mod:`scorers.hparams`; fits grid-searched MLP max LRs better, docs/lr_fidelity.md)."""
     from scorers.hparams import lr_multiplier
 
     rule = default_lr_rule(model)
@@ -275,18 +277,19 @@ def principled_lr(arch: ArchGraph | str, base_lr: float, model: str = "mlp", *,
     if base is not None:
         rule["base"] = base
     return base_lr * lr_multiplier(arch, rule["offset"], rule["base"], rule["kernel_scaling"],
-                                   rule["base_kernel"])
+                                   rule["base_kernel"], path_weights=path_weights)
 
 
 def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *, model: str = "mlp",
                data_root: str | None = None, epochs: int = 10, lr: float | None = None,
                base_lr: float | None = None, lr_offset: float | None = None,
-               width: int | None = None, init: str = "arch_aware", seed: int = 0,
-               **train_kwargs: Any) -> TrainResult:
+               lr_path_weights: str = "none", width: int | None = None, init: str = "arch_aware",
+               seed: int = 0, **train_kwargs: Any) -> TrainResult:
     """Build and train one architecture with its principled init and learning rate.
 
     Give either ``lr`` (used as is) or ``base_lr`` (scaled by ``lr_multiplier(arch)``, default
-    0.1 when neither is given). Other keyword arguments go to :func:`train`. ``result.info`` records
+    0.1 when neither is given); ``lr_offset`` and ``lr_path_weights`` select the depth convention
+    (:func:`principled_lr`). Other keyword arguments go to :func:`train`. ``result.info`` records
     the architecture, model, parameter count and how the LR was chosen.
     """
     from nasplug.models import count_parameters
@@ -297,8 +300,10 @@ def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *,
     data = dataset if isinstance(dataset, ArrayDataset) else load_dataset(dataset, data_root)
     if lr is None:
         base_lr = 0.1 if base_lr is None else base_lr
-        lr = principled_lr(arch, base_lr, model, offset=lr_offset)
+        lr = principled_lr(arch, base_lr, model, offset=lr_offset, path_weights=lr_path_weights)
         how = f"base_lr {base_lr:g} x lr_multiplier"
+        if lr_path_weights != "none":
+            how += f" (path weights {lr_path_weights})"
     else:
         how = "given"
     net = build_model(arch, model, data, width=width, init=init, seed=seed)

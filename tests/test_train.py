@@ -89,6 +89,15 @@ def test_base_lr_is_scaled_by_the_path_rule():
     assert result.info["params"] > 0
 
 
+def test_variance_weighted_path_option_reaches_training(digits):
+    # 2_22: two paths (depths 1, 2) of weight 1/2 each -> Σ w L³ = (64 + 125) / 2 against 27
+    expected = 0.2 * math.sqrt(27 / 94.5)
+    assert principled_lr("2_22", 0.2, "mlp", path_weights="target") == pytest.approx(expected)
+    result = train_arch("2_22", digits, base_lr=0.2, lr_path_weights="target", epochs=1, width=16,
+                        max_steps=2, progress=False, device="cpu")
+    assert result.lr == pytest.approx(expected) and "path weights target" in result.info["lr_rule"]
+
+
 # ---------------------------------------------------------------------- on-disk datasets
 def _dump(path, obj):
     with open(path, "wb") as fh:

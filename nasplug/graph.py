@@ -298,15 +298,9 @@ class ArchGraph:
     # ------------------------------------------------------------------ semantics
     def live_edges(self) -> dict[tuple[int, int], Op]:
         """Edges on at least one input→output path; the others cannot affect the output."""
-        reach_fwd = {0}
-        for (s, t), _ in self._edges:
-            if s in reach_fwd:
-                reach_fwd.add(t)
-        reach_bwd = {self.output}
-        for (s, t), _ in reversed(self._edges):
-            if t in reach_bwd:
-                reach_bwd.add(s)
-        return {(s, t): op for (s, t), op in self._edges if s in reach_fwd and t in reach_bwd}
+        batch = ArchBatch.from_archs([self])
+        live = {p for p, keep in zip(batch.pairs, live_edge_mask(batch)[0]) if keep}
+        return {e: op for e, op in self._edges if e in live}
 
     def _canonical_terms(self, leaf: str, combine) -> Any:
         """Bottom-up canonical expression of the output node.
@@ -473,6 +467,29 @@ def depth_histograms(batch: ArchBatch, dtype: Any = np.float64) -> np.ndarray:
         if param[:, e].any():
             hist[:, t, 1:] += hist[:, s, :-1] * param[:, e, None].astype(dtype)
     return hist[:, n - 1]
+
+
+def live_edge_mask(batch: ArchBatch) -> np.ndarray:
+    """``(B, E)`` bool: edge ``pairs[e]`` is non-zero and lies on an input→output path.
+
+    Two sweeps over the pairs (sorted by target): forward reachability from the input, then
+    backward reachability to the output; an edge is live when its source is reached from the
+    input and its target reaches the output.
+    """
+    n, pairs = batch.n_nodes, batch.pairs
+    nonzero = batch.roles != ROLE_CODES["zero"]
+    forward = np.zeros((len(batch), n), dtype=bool)
+    forward[:, 0] = True
+    for e, (s, t) in enumerate(pairs):
+        forward[:, t] |= forward[:, s] & nonzero[:, e]
+    backward = np.zeros((len(batch), n), dtype=bool)
+    backward[:, n - 1] = True
+    for e in range(len(pairs) - 1, -1, -1):
+        s, t = pairs[e]
+        backward[:, s] |= backward[:, t] & nonzero[:, e]
+    sources = [s for s, _ in pairs]
+    targets = [t for _, t in pairs]
+    return nonzero & forward[:, sources] & backward[:, targets]
 
 
 def path_stats_arrays(hist: np.ndarray) -> dict[str, np.ndarray]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from nasplug.errors import NasplugError
-from nasplug.graph import ArchBatch, depth_histograms, path_stats_arrays
+from nasplug.graph import ArchBatch, depth_histograms, live_edge_mask, path_stats_arrays
+from nasplug.ops import ROLE_CODES
 from scorers.base import BatchFilter, BatchScorer, register
 
 #: Cap on the cells a box is fitted on exactly; larger spaces are fitted on a uniform sample.
@@ -52,6 +53,30 @@ def num_paths() -> TopologyStat:
 @register("sum_depth_cubed", "scorer", "Σ_p d_p³, the path sum of the max-LR rule [C24]")
 def sum_depth_cubed() -> TopologyStat:
     return TopologyStat("sum_depth_cubed", "sum_depth_cubed", "Σ d_p³")
+
+
+class LiveParamCost(BatchScorer):
+    """``Σ k²`` over the parameterized edges on an input→output path (``k`` = kernel size, 1 for
+    linear layers).
+
+    Why: it is the cell's live multiply-add count up to a constant. In the NAS-Bench-201 macro
+    network every stage has the same ``C²·H·W`` (channels double while the resolution halves), so
+    the whole network's FLOPs are an increasing affine function of this sum — the FLOPs proxy of
+    the zero-cost literature, computed without building a network, and without the dead convs
+    that NB201 instantiates but never runs.
+    """
+
+    name = "live_param_cost"
+    description = "Σ k² over parameterized edges on an input→output path (live FLOPs up to a constant)"
+
+    def score_batch(self, batch: ArchBatch) -> np.ndarray:
+        live_param = live_edge_mask(batch) & (batch.roles == ROLE_CODES["param"])
+        return (live_param * batch.kernel_sizes.astype(np.float64) ** 2).sum(axis=1)
+
+
+@register("live_param_cost", "scorer", LiveParamCost.description)
+def live_param_cost() -> LiveParamCost:
+    return LiveParamCost()
 
 
 class BoxFilter(BatchFilter):

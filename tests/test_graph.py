@@ -291,3 +291,14 @@ def test_space_errors():
     with pytest.raises(ArchError, match="unknown space"):
         search_spaces.get("nb301")
     assert search_spaces.get("dag:6").n_nodes == 6
+
+
+def test_live_edges_match_path_enumeration():
+    space = DAGSpace(6)
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        arch = space.sample(rng)
+        on_paths = {
+            (s, t) for p in nx.all_simple_paths(arch.graph, 0, arch.output) for s, t in zip(p, p[1:])
+        }
+        assert set(arch.live_edges()) == on_paths

@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
-#: The topology scorers and the exact NNGP λ_min. The first one sorts: effective depth, the best
-#: single scorer on NB201 CIFAR-10 (docs/nb201_ranking.md; chosen on CIFAR-10 only).
-DEFAULT_SCORERS = ["effective_depth", "sum_depth_cubed", "nngp_lambda_min", "effective_width", "num_paths"]
+#: The topology scorers and the exact NNGP λ_min. The first one sorts: live_param_cost, the best
+#: single fast scorer on NB201 CIFAR-10 (docs/nb201_ranking.md; chosen on CIFAR-10 only).
+DEFAULT_SCORERS = [
+    "live_param_cost", "effective_depth", "sum_depth_cubed", "nngp_lambda_min",
+    "effective_width", "num_paths",
+]
 DEFAULT_FILTERS = ["dag_box"]
 
 

@@ -62,7 +62,7 @@ def add_parser(sub) -> None:
     st.add_argument("--heartbeat", type=int, default=None,
                     help="Optuna heartbeat seconds (RDB storages; for workers on other machines)")
     p.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
-    p.add_argument("--max-tries", type=int, default=100, help="proposals per trial before fallback")
+    p.add_argument("--max-tries", type=int, default=20, help="proposals per trial before fallback")
     p.add_argument("--no-dedupe", action="store_true", help="train duplicates of evaluated cells again")
     p.add_argument("--top", type=int, default=5, help="best architectures to print")
     p.add_argument("--quiet", action="store_true", help="no per-trial log lines")

@@ -261,7 +261,7 @@ class PruningSampler(BaseSampler):
         base_sampler: BaseSampler | None = None,
         filter: Any = "dag_box",
         scorer: Any = None,
-        max_tries: int = 100,
+        max_tries: int = 20,
         *,
         space: ProductSpace | str = "nb201",
         prefix: str = "",

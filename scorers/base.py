@@ -167,4 +167,6 @@ def _load_all() -> None:
 
 
 #: Modules whose import registers scorers. Add new scorer modules here.
-_MODULES: list[str] = ["scorers.topology", "scorers.hparams", "scorers.nngp", "scorers.baselines"]
+_MODULES: list[str] = [
+    "scorers.topology", "scorers.hparams", "scorers.nngp", "scorers.baselines", "scorers.quantile",
+]

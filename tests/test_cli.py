@@ -64,7 +64,7 @@ def test_rank_topology_whole_space(tmp_path, capsys):
     assert "keeps 6,256 of 15,625" in out
     lines = (tmp_path / "scores.csv").read_text().splitlines()
     assert len(lines) == 15_626
-    assert lines[0].startswith("index,arch,effective_depth")
+    assert lines[0].startswith("index,arch,live_param_cost")
 
 
 def test_rank_too_large_space_needs_sample():

@@ -51,3 +51,28 @@ def test_box_rejects_cells_without_path_and_bad_fraction():
     assert not scorers.get("dag_box_authors").keep("0_00_000")
     with pytest.raises(NasplugError, match="fraction"):
         scorers.get("dag_box", fraction=0)
+
+
+def test_top_fraction_keeps_the_best_scored_cells():
+    space = NB201Space()
+    batch = space.batch()
+    cost = scorers.get("live_param_cost").score_many(batch)
+    keep = scorers.get("top_fraction", keep=0.1).keep_many(batch)
+    # at least the requested share (ties at the threshold are kept), and exactly a score threshold
+    assert 0.1 <= keep.mean() < 0.2
+    assert cost[keep].min() > cost[~keep].max()
+    # a lower-is-better scorer is oriented: keep the cells with the smallest values
+    low = scorers.get("top_fraction", scorer="nngp_convergence_factor", keep=0.25).keep_many(batch)
+    factor = scorers.get("nngp_convergence_factor").score_many(batch)
+    assert factor[low].max() <= factor[~low].min()
+
+
+def test_top_fraction_bad_parameters():
+    from nasplug.errors import NasplugError
+
+    with pytest.raises(NasplugError, match="fraction"):
+        scorers.get("top_fraction", keep=1.5)
+    with pytest.raises(NasplugError, match="too slow"):
+        scorers.get("top_fraction", scorer="naswot")
+    with pytest.raises(NasplugError, match="unknown scorer"):
+        scorers.get("top_fraction", scorer="nope")

@@ -1,0 +1,59 @@
+"""Filters that keep the best-scored fraction of a search space.
+
+[C22]'s box prunes by *where* a cell sits in the (d̄, m̄) plane; any scorer can prune too, by
+keeping the cells whose score reaches the space's ``1 − keep`` quantile. The threshold is fitted
+once on the space (all of it, or a seeded uniform sample when it is too large to enumerate), so the
+filter is then a fixed per-architecture rule that an Optuna sampler can apply to each proposal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nasplug.errors import NasplugError
+from nasplug.graph import ArchBatch
+from scorers.base import BatchFilter, get, is_slow, register
+from scorers.topology import FIT_SAMPLE, MAX_FIT_CELLS
+
+
+class QuantileFilter(BatchFilter):
+    """Keep cells whose ``scorer`` value is at least ``threshold`` (after orienting the scorer so
+    that higher is better). Cells with a NaN score (no learning rate, no path) are rejected."""
+
+    def __init__(self, scorer, threshold: float, name: str = "top_fraction"):
+        self.scorer, self.threshold, self.name = scorer, float(threshold), name
+        self.sign = 1.0 if scorer.higher_is_better else -1.0
+        self.description = f"{scorer.name} {'>=' if self.sign > 0 else '<='} {self.sign * self.threshold:.6g}"
+
+    @classmethod
+    def fit(cls, space, scorer: str = "live_param_cost", keep: float = 0.1, rng: int = 0) -> QuantileFilter:
+        """Threshold at the ``1 − keep`` quantile of the space's scores. Ties at the threshold are
+        all kept, so coarse scorers can keep somewhat more than ``keep``."""
+        if not 0 < keep <= 1:
+            raise NasplugError(f"keep must be a fraction in (0, 1], got {keep}")
+        if is_slow(scorer):
+            raise NasplugError(f"{scorer!r} builds a network per cell: too slow to fit on a whole space")
+        built = get(scorer)
+        if space.size <= MAX_FIT_CELLS:
+            batch = space.batch()
+        else:
+            batch = space.batch(np.random.default_rng(rng).integers(0, space.size, size=FIT_SAMPLE))
+        oriented = (1.0 if built.higher_is_better else -1.0) * built.score_many(batch)
+        oriented = oriented[np.isfinite(oriented)]
+        if not oriented.size:
+            raise NasplugError(f"{scorer!r} gives no finite score on {space}")
+        threshold = float(np.quantile(oriented, 1.0 - keep, method="lower"))
+        return cls(built, threshold if built.higher_is_better else -threshold)
+
+    def keep_batch(self, batch: ArchBatch) -> np.ndarray:
+        oriented = self.sign * self.scorer.score_many(batch)
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(oriented) & (oriented >= self.sign * self.threshold - 1e-12)
+
+
+@register("top_fraction", "filter",
+          "keep the best-scored fraction of the space by a scorer (default: top 10 % by live_param_cost)")
+def top_fraction(space: str = "nb201", scorer: str = "live_param_cost", keep: float = 0.1) -> QuantileFilter:
+    import search_spaces
+
+    return QuantileFilter.fit(search_spaces.get(space) if isinstance(space, str) else space, scorer, keep)

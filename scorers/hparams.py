@@ -37,9 +37,11 @@ accordingly, ``η* ∝ (Σ_p w_p L_p³)^(-1/2)``, makes a dense all-linear DAG b
 average depth instead of like ``P`` parallel chains, and lets unattenuated skip paths weigh fully.
 On MLP-DAGs trained on digits this fits grid-searched maximal LRs better than the unweighted sum,
 both on the topologies it was chosen on and on held-out random 6-node DAGs (``docs/lr_fidelity.md``,
-16 seeds, offset 3: in-sample Pearson r 0.83 vs 0.54, held-out 0.90 vs 0.77). Chains have
+16 seeds, offset 3: in-sample Pearson r 0.83 vs 0.54, held-out 0.82 vs 0.70). Chains have
 ``w_p = 1``, so the convention agrees with [C24] on them. It stays an option (the default is the
-authors' convention and THEORY §5's worked checks) until it is confirmed beyond one small dataset.
+authors' convention and THEORY §5's worked checks): the evidence is one small dataset, and on
+the held-out DAGs a different correction (dividing by the square root of the exact NNGP output
+variance, skip growth included) did as well or better, so which correction is right is open.
 """
 
 from __future__ import annotations

@@ -283,14 +283,16 @@ def principled_lr(arch: ArchGraph | str, base_lr: float, model: str = "mlp", *,
 def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *, model: str = "mlp",
                data_root: str | None = None, epochs: int = 10, lr: float | None = None,
                base_lr: float | None = None, lr_offset: float | None = None,
+               lr_base: ArchGraph | str | Sequence[float] | None = None,
                lr_path_weights: str = "none", width: int | None = None, init: str = "arch_aware",
                seed: int = 0, **train_kwargs: Any) -> TrainResult:
     """Build and train one architecture with its principled init and learning rate.
 
-    Give either ``lr`` (used as is) or ``base_lr`` (scaled by ``lr_multiplier(arch)``, default
-    0.1 when neither is given); ``lr_offset`` and ``lr_path_weights`` select the depth convention
-    (:func:`principled_lr`). Other keyword arguments go to :func:`train`. ``result.info`` records
-    the architecture, model, parameter count and how the LR was chosen.
+    Give either ``lr`` (used as is) or ``base_lr`` (scaled by ``lr_multiplier(arch)``, default 0.1 when
+    neither is given); ``lr_offset`` and ``lr_path_weights`` select the depth convention and ``lr_base``
+    names the network ``base_lr`` was tuned on (an architecture, or its path depths; default: the model
+    family's convention) (:func:`principled_lr`). Other keyword arguments go to :func:`train`.
+    ``result.info`` records the architecture, model, parameter count and how the LR was chosen.
     """
     from nasplug.models import count_parameters
 
@@ -300,7 +302,8 @@ def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *,
     data = dataset if isinstance(dataset, ArrayDataset) else load_dataset(dataset, data_root)
     if lr is None:
         base_lr = 0.1 if base_lr is None else base_lr
-        lr = principled_lr(arch, base_lr, model, offset=lr_offset, path_weights=lr_path_weights)
+        lr = principled_lr(arch, base_lr, model, offset=lr_offset, base=lr_base,
+                           path_weights=lr_path_weights)
         how = f"base_lr {base_lr:g} x lr_multiplier"
         if lr_path_weights != "none":
             how += f" (path weights {lr_path_weights})"

@@ -188,3 +188,14 @@ def test_cli_train_user_errors(capsys, tmp_path):
     assert "not found" in capsys.readouterr().err
     assert main(["train", "|none~0|+|none~0|none~1|", "--epochs", "1"]) == 2  # no path: no LR
     assert "no input→output path" in capsys.readouterr().err
+
+
+def test_train_arch_scales_base_lr_against_the_named_base_network():
+    from nasplug.train import train_arch
+
+    # base = the network the base LR was tuned on: the same architecture gets exactly base_lr
+    result = train_arch("2_01_001_0001", epochs=1, base_lr=0.2, lr_base="2_01_001_0001", progress=False)
+    assert result.lr == pytest.approx(0.2)
+    # a chain twice as deep: sqrt(4³ / 5³) with offset 3 (paths of depth 1+3 vs 2+3)
+    deeper = train_arch("2_02_001_0001", epochs=1, base_lr=0.2, lr_base="2_01_001_0001", progress=False)
+    assert deeper.lr == pytest.approx(0.2 * (64 / 125) ** 0.5)

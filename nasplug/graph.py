@@ -447,7 +447,8 @@ def as_batch(archs: Iterable[ArchGraph | str] | ArchBatch) -> ArchBatch:
     return ArchBatch.from_archs(ArchGraph.parse(a) for a in archs)
 
 
-def depth_histograms(batch: ArchBatch, dtype: Any = np.float64) -> np.ndarray:
+def depth_histograms(batch: ArchBatch, dtype: Any = np.float64,
+                     param_weights: np.ndarray | None = None) -> np.ndarray:
     """Histograms of path depths, ``(B, n_nodes)``: entry ``[b, d]`` counts the input→output paths
     of architecture ``b`` with ``d`` parameterized edges.
 
@@ -455,17 +456,22 @@ def depth_histograms(batch: ArchBatch, dtype: Any = np.float64) -> np.ndarray:
     sources, shifted by one for parameterized edges — so the cost is ``O(E · H)`` per architecture
     however many paths there are. ``dtype=object`` gives exact Python-int counts; float64 is exact
     up to 2**53 paths and is what batched scorers use.
+
+    ``param_weights`` (``(B, E)``, optional) multiplies what each parameterized edge passes on, so
+    entry ``[b, d]`` becomes ``Σ_p Π_{param e ∈ p} w_e`` over the paths of depth ``d`` (e.g. a
+    path's share of the output variance, :func:`scorers.hparams.weighted_depth_histograms`).
     """
     n, size = batch.n_nodes, len(batch)
     hist = np.zeros((size, n, n), dtype=dtype)
     hist[:, 0, 0] = 1
     skip_like = (batch.roles == ROLE_CODES["skip"]) | (batch.roles == ROLE_CODES["pool"])
     param = batch.roles == ROLE_CODES["param"]
+    weight = param if param_weights is None else np.where(param, param_weights, 0)
     for e, (s, t) in enumerate(batch.pairs):
         if skip_like[:, e].any():
             hist[:, t] += hist[:, s] * skip_like[:, e, None].astype(dtype)
         if param[:, e].any():
-            hist[:, t, 1:] += hist[:, s, :-1] * param[:, e, None].astype(dtype)
+            hist[:, t, 1:] += hist[:, s, :-1] * weight[:, e, None].astype(dtype)
     return hist[:, n - 1]
 
 

@@ -66,15 +66,23 @@ INIT_RULES = ("target", "source")
 PATH_WEIGHTS = ("none", "target", "source")
 
 
+def live_in_degree_matrix(batch: ArchBatch) -> np.ndarray:
+    """``(B, n_nodes)``: per node, the number of non-zero in-edges whose source is reachable from
+    the input (pairs are ordered by target, so a source is final before its out-edges)."""
+    nonzero = batch.roles != ROLE_CODES["zero"]
+    reachable = np.zeros((len(batch), batch.n_nodes), dtype=bool)
+    reachable[:, 0] = True
+    degree = np.zeros((len(batch), batch.n_nodes), dtype=np.int64)
+    for e, (s, t) in enumerate(batch.pairs):
+        live = reachable[:, s] & nonzero[:, e]
+        reachable[:, t] |= live
+        degree[:, t] += live
+    return degree
+
+
 def live_in_degrees(arch: ArchGraph) -> list[int]:
     """Per node, the number of non-zero in-edges whose source is reachable from the input."""
-    reachable = [True] + [False] * (arch.n_nodes - 1)
-    degree = [0] * arch.n_nodes
-    for (s, t), _ in sorted(arch.edges.items()):  # sorted by source: s is final before its out-edges
-        if reachable[s]:
-            reachable[t] = True
-            degree[t] += 1
-    return degree
+    return live_in_degree_matrix(ArchBatch.from_archs([ArchGraph.parse(arch)]))[0].tolist()
 
 
 def init_gains(arch: ArchGraph | str, rule: str = "target") -> dict[tuple[int, int], float]:
@@ -113,26 +121,9 @@ def weighted_depth_histograms(batch: ArchBatch, rule: str = "target") -> np.ndar
     """
     if rule not in INIT_RULES:
         raise ArchError(f"unknown path weighting {rule!r}; use one of {', '.join(PATH_WEIGHTS)}")
-    n, size = batch.n_nodes, len(batch)
-    nonzero = batch.roles != ROLE_CODES["zero"]
-    skip_like = (batch.roles == ROLE_CODES["skip"]) | (batch.roles == ROLE_CODES["pool"])
-    param = batch.roles == ROLE_CODES["param"]
-    # live in-degrees: pairs are ordered by target, so every source is final before its out-edges
-    reachable = np.zeros((size, n), dtype=bool)
-    reachable[:, 0] = True
-    degree = np.zeros((size, n))
-    for e, (s, t) in enumerate(batch.pairs):
-        live = reachable[:, s] & nonzero[:, e]
-        reachable[:, t] |= live
-        degree[:, t] += live
-    hist = np.zeros((size, n, n))
-    hist[:, 0, 0] = 1.0
-    for e, (s, t) in enumerate(batch.pairs):
-        hist[:, t] += hist[:, s] * skip_like[:, e, None]
-        d_in = degree[:, t] if rule == "target" else degree[:, s]
-        factor = np.where(param[:, e], 1.0 / np.maximum(d_in, 1.0), 0.0)
-        hist[:, t, 1:] += hist[:, s, :-1] * factor[:, None]
-    return hist[:, n - 1]
+    degree = live_in_degree_matrix(batch)
+    node = [t for _, t in batch.pairs] if rule == "target" else [s for s, _ in batch.pairs]
+    return depth_histograms(batch, param_weights=1.0 / np.maximum(degree[:, node], 1))
 
 
 def _path_cube_sums(batch: ArchBatch, offset: float, path_weights: str = "none") -> np.ndarray:

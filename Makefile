@@ -19,9 +19,9 @@ install: $(STAMP)
 
 ## The main job on the embedded default: an Optuna (TPE) search over NAS-Bench-201 cells, pruned
 ## before training by [C22]'s box, each survivor trained on the bundled digits with its own
-## principled init and learning rate (about 2 minutes on 2 cores; rerunning resumes the study).
+## principled init and learning rate (about 20 s on 2 idle cores; rerunning resumes the study).
 demo: $(STAMP)
-	$(BIN)/nasplug search --space nb201 --n-trials 20 --epochs 3 --out results/search
+	$(BIN)/nasplug search --space nb201 --n-trials 50 --epochs 5 --out results/search
 
 ## Score all 15,625 NAS-Bench-201 cells without training (seconds, no data needed).
 rank: $(STAMP)

@@ -85,10 +85,6 @@ def get_op(name: str) -> Op:
         raise ArchError(f"unknown op {name!r}; known ops: {known}") from None
 
 
-def known_ops() -> list[Op]:
-    return list(_OPS.values())
-
-
 ZERO = register_op(Op("none", "zero"), "zero")
 SKIP = register_op(Op("skip_connect", "skip"), "skip", "identity")
 LINEAR = register_op(Op("linear", "param"))

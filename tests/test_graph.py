@@ -291,6 +291,7 @@ def test_space_errors():
     with pytest.raises(ArchError, match="unknown space"):
         search_spaces.get("nb301")
     assert search_spaces.get("dag:6").n_nodes == 6
+    assert "2_21_112" in DAGSpace(4) and "2_21_112" not in NB201Space()
 
 
 def test_live_edges_match_path_enumeration():

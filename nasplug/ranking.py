@@ -23,19 +23,19 @@ MAX_WHOLE_SPACE = 2_000_000
 
 @dataclass
 class SpaceScores:
-    """Scores of cells of one space: ``indices[i]`` has ``scores[name][i]`` and ``keep[name][i]``."""
+    """Scores of cells of one space: ``indices[i]`` has ``scores[name][i]`` and ``keep[name][i]``;
+    ``higher_is_better[name]`` orients each score."""
 
     space: object
     indices: np.ndarray
     scores: dict[str, np.ndarray]
     keep: dict[str, np.ndarray]
+    higher_is_better: dict[str, bool]
 
     def order(self, scorer: str) -> np.ndarray:
         """Positions sorted best first by ``scorer`` (NaN last; ties keep index order)."""
-        import scorers
-
         values = self.scores[scorer]
-        if not scorers.get(scorer).higher_is_better:
+        if not self.higher_is_better.get(scorer, True):
             values = -values
         return np.lexsort((self.indices, -np.nan_to_num(values, nan=-np.inf)))
 
@@ -122,7 +122,8 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
     finally:
         if bar is not None:
             bar.close()
-    return SpaceScores(space, indices, scores, keep)
+    higher = {name: bool(getattr(s, "higher_is_better", True)) for name, s in built.items()}
+    return SpaceScores(space, indices, scores, keep, higher)
 
 
 def normalized_ranks(values: np.ndarray) -> np.ndarray:

@@ -3,6 +3,18 @@
 See :mod:`scorers.base` for the protocols; ``scorers.available()`` lists every name.
 """
 
-from scorers.base import BatchFilter, BatchScorer, Filter, Scorer, available, get, is_slow, register
+from scorers.base import (
+    BatchFilter,
+    BatchScorer,
+    Filter,
+    Scorer,
+    available,
+    get,
+    is_slow,
+    oriented,
+    register,
+)
 
-__all__ = ["Scorer", "Filter", "BatchScorer", "BatchFilter", "get", "available", "is_slow", "register"]
+__all__ = [
+    "Scorer", "Filter", "BatchScorer", "BatchFilter", "get", "available", "is_slow", "oriented", "register",
+]

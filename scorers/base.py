@@ -57,6 +57,12 @@ def map_batches(archs: Archs, fn: Callable[[ArchBatch], np.ndarray], dtype: Any)
     return out
 
 
+def oriented(scorer: Scorer, values: np.ndarray) -> np.ndarray:
+    """``values`` of ``scorer`` as floats signed so that higher is better (NaN stays NaN)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values if getattr(scorer, "higher_is_better", True) else -values
+
+
 class BatchScorer:
     """Base class: implement :meth:`score_batch` on an :class:`ArchBatch`; the rest follows."""
 

@@ -12,18 +12,18 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch
-from scorers.base import BatchFilter, get, is_slow, register
+from scorers.base import BatchFilter, get, is_slow, oriented, register
 from scorers.topology import FIT_SAMPLE, MAX_FIT_CELLS
 
 
 class QuantileFilter(BatchFilter):
-    """Keep cells whose ``scorer`` value is at least ``threshold`` (after orienting the scorer so
-    that higher is better). Cells with a NaN score (no learning rate, no path) are rejected."""
+    """Keep cells whose score, oriented so that higher is better (:func:`scorers.base.oriented`),
+    is at least ``threshold``. Cells with a NaN score (no learning rate, no path) are rejected."""
 
     def __init__(self, scorer, threshold: float, name: str = "top_fraction"):
         self.scorer, self.threshold, self.name = scorer, float(threshold), name
-        self.sign = 1.0 if scorer.higher_is_better else -1.0
-        self.description = f"{scorer.name} {'>=' if self.sign > 0 else '<='} {self.sign * self.threshold:.6g}"
+        bound = self.threshold if scorer.higher_is_better else -self.threshold
+        self.description = f"{scorer.name} {'>=' if scorer.higher_is_better else '<='} {bound:.6g}"
 
     @classmethod
     def fit(cls, space, scorer: str = "live_param_cost", keep: float = 0.1, rng: int = 0) -> QuantileFilter:
@@ -38,17 +38,16 @@ class QuantileFilter(BatchFilter):
             batch = space.batch()
         else:
             batch = space.batch(np.random.default_rng(rng).integers(0, space.size, size=FIT_SAMPLE))
-        oriented = (1.0 if built.higher_is_better else -1.0) * built.score_many(batch)
-        oriented = oriented[np.isfinite(oriented)]
-        if not oriented.size:
+        values = oriented(built, built.score_many(batch))
+        values = values[np.isfinite(values)]
+        if not values.size:
             raise NasplugError(f"{scorer!r} gives no finite score on {space}")
-        threshold = float(np.quantile(oriented, 1.0 - keep, method="lower"))
-        return cls(built, threshold if built.higher_is_better else -threshold)
+        return cls(built, float(np.quantile(values, 1.0 - keep, method="lower")))
 
     def keep_batch(self, batch: ArchBatch) -> np.ndarray:
-        oriented = self.sign * self.scorer.score_many(batch)
+        values = oriented(self.scorer, self.scorer.score_many(batch))
         with np.errstate(invalid="ignore"):
-            return np.isfinite(oriented) & (oriented >= self.sign * self.threshold - 1e-12)
+            return np.isfinite(values) & (values >= self.threshold - 1e-12)
 
 
 @register("top_fraction", "filter",

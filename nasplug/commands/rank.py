@@ -99,7 +99,7 @@ def run(args) -> int:
 
     result = score_space(space, scorer_names, _names(args.filters), args.sample, args.seed,
                          progress=not args.no_progress and sys.stderr.isatty())
-    higher = {name: scorers.get(name).higher_is_better for name in scorer_names}
+    higher = result.higher_is_better
     if weights:
         result.scores["rank_aggregate"] = rank_aggregate(result.scores, weights, higher)
         higher["rank_aggregate"] = True

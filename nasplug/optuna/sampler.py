@@ -58,6 +58,7 @@ from nasplug.optuna.params import (
     arch_distributions,
     resolve_space,
 )
+from scorers.base import oriented
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -470,7 +471,6 @@ class PruningSampler(BaseSampler):
         if self._scorer is None or len(passing) == 1:
             return passing[0]
         archs: list[ArchGraph] = [self._space.from_digits(d) for d, _ in passing]
-        scores = np.asarray(self._scorer.score_many(archs), dtype=float)
-        scores = scores if getattr(self._scorer, "higher_is_better", True) else -scores
+        scores = oriented(self._scorer, self._scorer.score_many(archs))
         scores = np.where(np.isfinite(scores), scores, -np.inf)
         return passing[int(np.argmax(scores))]

@@ -52,8 +52,8 @@ from torch.nn import functional as F
 from nasplug.data import ArrayDataset, load_digits
 from nasplug.graph import ArchGraph
 from nasplug.models import build_mlp
+from nasplug.theory.hparams import DEFAULT_OFFSET, init_gains, lr_multiplier
 from nasplug.train import evaluate, train
-from scorers.hparams import DEFAULT_OFFSET, init_gains, lr_multiplier
 
 #: In-sample 5-node DAG codes (groups per node 1..4, digit per source: 0 zero, 1 skip, 2 linear).
 TOPOLOGIES = [
@@ -239,7 +239,7 @@ ESTIMATORS: dict[str, Callable[[np.ndarray], int]] = {"paper": paper_max_lr, "to
 def output_variance(code: str) -> float:
     """``q_H = E z_H² / E z_0²`` of the arch-aware theory network: the diagonal of THEORY §3's exact
     NNGP recursion (skip cross terms included) with each edge's own target-rule gain.
-    ``scorers.nngp.nngp_kernel`` takes one σ² for every edge, so the per-edge gains are applied
+    ``nasplug.theory.nngp.nngp_kernel`` takes one σ² for every edge, so the per-edge gains are applied
     here; on the diagonal the ReLU map is the identity (``h(1) = 1``), so no Gram is needed."""
     arch = ArchGraph.parse(code)
     gains = init_gains(arch, "target")
@@ -264,7 +264,7 @@ def predict(code: str, convention: str, offset: float) -> float:
     * ``all``      — [C24]: ``(Σ_p (d_p + o)³)^(-1/2)`` over every path;
     * ``noskip``   — the same without pure-skip paths (``d_p = 0``: no weight on them);
     * ``weighted`` — ``(Σ_p w_p (d_p + o)³)^(-1/2)`` with ``w_p`` the path's variance share under the
-      target-rule init: ``scorers.hparams.lr_multiplier(path_weights="target")``;
+      target-rule init: ``nasplug.theory.hparams.lr_multiplier(path_weights="target")``;
     * ``nngp``     — ``all`` divided by ``sqrt(q_H)``, the output variance of the exact recursion.
     """
     hist = ArchGraph.parse(code).path_stats().depth_histogram

@@ -48,8 +48,8 @@ import torch
 from nasplug.data import ArrayDataset, load_digits
 from nasplug.graph import ArchGraph
 from nasplug.models import build_mlp
+from nasplug.theory.hparams import DEFAULT_OFFSET
 from nasplug.train import evaluate, principled_lr, train, train_arch
-from scorers.hparams import DEFAULT_OFFSET
 
 BASE = "2_01_001_0001"  # chain with one hidden linear layer: the network the base LR is tuned on
 #: The six topologies of the original comparison, then DAGs with heavier skip/parallel structure.

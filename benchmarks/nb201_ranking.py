@@ -38,23 +38,21 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import scorers  # noqa: E402
-import search_spaces  # noqa: E402
-from nasplug.benchmarks import SHORT_NAMES, load_benchmark  # noqa: E402
-from nasplug.benchmarks.analysis import filter_stats, random_search, score_guided_search  # noqa: E402
-from nasplug.benchmarks.metrics import (  # noqa: E402
+from nasplug import scorers, search_spaces
+from nasplug.nasbench import SHORT_NAMES, load_benchmark
+from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
+from nasplug.nasbench.metrics import (
     kendall_tau,
-    oriented,
     pessimistic_rank,
     prefilter_curve,
     spearman_rho,
     top_k_precision,
     true_top,
 )
-from nasplug.ranking import normalized_ranks, score_space  # noqa: E402
+from nasplug.ranking import normalized_ranks, score_space
+from nasplug.scorers import oriented
+
+ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accuracy_200ep.csv"
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")

@@ -28,7 +28,7 @@ import torch
 
 from nasplug.graph import ArchGraph
 from nasplug.models import build_mlp, node_sq_norms
-from search_spaces import get as get_space
+from nasplug.search_spaces import get as get_space
 
 INITS = ("arch_aware", "arch_aware_source", "he")
 

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-import scorers
-import search_spaces
+from nasplug import scorers, search_spaces
 from nasplug.graph import ArchBatch
-from scorers.nngp import DEFAULT_SAMPLES, default_gram, kernel_stats, lambda_min, nngp_kernel, path_bound
+from nasplug.theory import DEFAULT_SAMPLES, default_gram, kernel_stats, lambda_min, nngp_kernel, path_bound
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "performance.md"
 
@@ -70,7 +69,7 @@ def topology_rows(space, stride: int) -> list[Row]:
         arch = space.decode(i)
         stats = arch.path_stats()
         (lo_d, hi_d), (lo_m, hi_m) = box.depth_range, box.width_range
-        d, m = stats.mean_depth, stats.effective_width
+        d, m = stats.effective_depth, stats.effective_width
         return stats.num_paths > 0 and lo_d <= d <= hi_d and lo_m <= m <= hi_m
 
     subset = np.arange(0, space.size, stride)

@@ -1,6 +1,6 @@
 """Search efficiency of pre-training filters inside Optuna, on the NAS-Bench-201 table (CIFAR-10).
 
-For TPE and random search, without and with :class:`nasplug.optuna.PruningSampler` (filters ``dag_box``
+For TPE and random search, without and with :class:`nasplug.optuna.FilteredSampler` (filters ``dag_box``
 — [C22]'s box — and ``top_fraction`` — the top 10 % of the space by ``live_param_cost``, the best single
 fast scorer on CIFAR-10), over many seeds: the best test accuracy against the number of architectures
 evaluated (trained — here: looked up), and the number of evaluations until the search first evaluates a
@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accuracy_200ep.csv"
 CHECKPOINTS = (10, 20, 50, 100, 150, 300, 500, 1000)
@@ -42,8 +41,8 @@ _TABLE: dict = {}
 
 def _setup(csv: str, dataset: str) -> None:
     """Per process: load the table once (through the benchmark loader) and build the lookup."""
-    import search_spaces
-    from nasplug.benchmarks import load_benchmark
+    from nasplug import search_spaces
+    from nasplug.nasbench import load_benchmark
 
     space = search_spaces.get("nb201")
     table = load_benchmark(csv)
@@ -61,7 +60,7 @@ def run_one(job: tuple[str, str, int, int, int, str, str, float]) -> dict:
         _setup(csv, dataset)
     import optuna
 
-    from nasplug.optuna import ArchObjective, PruningSampler
+    from nasplug.optuna import ArchObjective, FilteredSampler
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     space, lookup, threshold = _TABLE["space"], _TABLE["lookup"], _TABLE["threshold"]
@@ -77,7 +76,7 @@ def run_one(job: tuple[str, str, int, int, int, str, str, float]) -> dict:
 
     base = (optuna.samplers.TPESampler(seed=seed) if sampler_name == "tpe"
             else optuna.samplers.RandomSampler(seed=seed))
-    sampler = base if filter_name == "none" else PruningSampler(base, filter=filter_name, space=space,
+    sampler = base if filter_name == "none" else FilteredSampler(base, filter=filter_name, space=space,
                                                                 seed=seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     objective = ArchObjective(evaluate, space)
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     _setup(args.csv, args.dataset)
-    import scorers
+    from nasplug import scorers
 
     space, lookup, threshold, k = _TABLE["space"], _TABLE["lookup"], _TABLE["threshold"], _TABLE["k"]
     keeps = {f: np.asarray(scorers.get(f, space="nb201").keep_many(space.batch())) for f in FILTERS}
@@ -181,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         f"--curve-evals {args.curve_evals}`; "
         f"{wall:.0f} s wall on {args.jobs} processes). Optuna samplers as `nasplug search` builds them "
         "(TPE: Optuna's default, multivariate; random), without and with "
-        "`PruningSampler(filter=...)`. An *evaluation* is one table lookup standing in for a "
+        "`FilteredSampler(filter=...)`. An *evaluation* is one table lookup standing in for a "
         "training; a cell with the canonical form of an evaluated one reuses its value and is not counted.",
         "",
         f"Top 0.1 % of the space = the {k} best of {int(np.isfinite(lookup).sum()):,} cells (test accuracy "

@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from nasplug.errors import NasplugError
-
-#: Largest space ``score_space`` scores whole; bigger ones need ``sample``.
-MAX_WHOLE_SPACE = 2_000_000
+from nasplug.scorers import oriented
+from nasplug.search.filtering import resolve_filter, resolve_scorer
 
 
 @dataclass
@@ -34,9 +33,7 @@ class SpaceScores:
 
     def order(self, scorer: str) -> np.ndarray:
         """Positions sorted best first by ``scorer`` (NaN last; ties keep index order)."""
-        values = self.scores[scorer]
-        if not self.higher_is_better.get(scorer, True):
-            values = -values
+        values = oriented(self.scores[scorer], self.higher_is_better.get(scorer, True))
         return np.lexsort((self.indices, -np.nan_to_num(values, nan=-np.inf)))
 
     def arch_strings(self, positions: Sequence[int] | None = None) -> list[str]:
@@ -75,29 +72,24 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
     while bounding memory (kernel scorers hold ``N x N`` matrices per cell) and lets ``progress``
     show a bar on stderr for slow scorers. Fast scorers lose nothing: a chunk of 4,096 NB201
     cells is already a large vectorized batch.
+    Filters that are fitted on a space (``dag_box``, ``top_fraction``) are fitted on ``space``.
     """
-    import scorers
-
     if sample is not None:
         if sample < 1:
             raise NasplugError(f"--sample must be positive, got {sample}")
         rng = np.random.default_rng(seed)
-        if space.size <= MAX_WHOLE_SPACE:
+        if space.enumerable:
             indices = np.sort(rng.choice(space.size, size=min(sample, space.size), replace=False))
         elif space.size < 2**63:
             indices = np.unique(rng.integers(0, space.size, size=sample))
         else:
             raise NasplugError(f"{space} is too large to sample by index")
-    elif space.size > MAX_WHOLE_SPACE:
+    elif not space.enumerable:
         raise NasplugError(f"{space} has {space.size:.3g} cells; score a sample with --sample N")
     else:
         indices = np.arange(space.size)
-    built = {name: scorers.get(name) for name in scorer_names}
-    filters = {name: scorers.get(name) for name in filter_names}
-    for name, obj in (*built.items(), *filters.items()):
-        want = "keep_many" if name in filters else "score_many"
-        if not hasattr(obj, want):
-            raise NasplugError(f"{name!r} is not a {'filter' if name in filters else 'scorer'}")
+    built = {name: resolve_scorer(name) for name in scorer_names}
+    filters = {name: resolve_filter(name, space) for name in filter_names}
     scores = {name: np.empty(len(indices)) for name in built}
     keep = {name: np.empty(len(indices), dtype=bool) for name in filters}
     starts = range(0, len(indices), max(1, chunk))
@@ -159,10 +151,9 @@ def rank_aggregate(scores: dict[str, np.ndarray], weights: dict[str, float],
     for name, w in weights.items():
         if name not in scores:
             raise NasplugError(f"rank_aggregate: no scores for {name!r}")
-        v = np.asarray(scores[name], dtype=np.float64)
-        v = v if higher_is_better.get(name, True) else -v
-        if w < 0:
-            v, w = -v, -w
+        # a negative weight uses the scorer in reverse
+        v = oriented(scores[name], higher_is_better.get(name, True) == (w >= 0))
+        w = abs(w)
         r = normalized_ranks(v)
         term = w * (np.log(r) if mode == "log" else r)
         total = term if total is None else total + term

@@ -31,6 +31,8 @@ from torch import nn
 from nasplug.data import ArrayDataset, augment_batch, load_dataset
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
+from nasplug.models import build_cnn, build_mlp, build_nb201, count_parameters
+from nasplug.theory.hparams import principled_lr
 
 Callback = Callable[[int, dict[str, float]], None]
 MODELS = ("mlp", "cnn", "nb201")
@@ -231,8 +233,6 @@ def build_model(arch: ArchGraph | str, model: str, data: ArrayDataset, *, width:
                 init: str = "arch_aware", seed: int | None = 0) -> nn.Module:
     """The network :func:`train_arch` trains: ``mlp`` (width default 256), ``cnn`` (channels default
     32) or ``nb201`` (C default 16, the benchmark's)."""
-    from nasplug.models import build_cnn, build_mlp, build_nb201
-
     arch = ArchGraph.parse(arch)
     if model == "mlp":
         return build_mlp(arch, data.in_dim, width or 256, data.num_classes, init=init, seed=seed)
@@ -244,40 +244,6 @@ def build_model(arch: ArchGraph | str, model: str, data: ArrayDataset, *, width:
         return build_nb201(arch, data.num_classes, C=width or 16, in_channels=data.in_channels,
                            init=init, seed=seed)
     raise NasplugError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
-
-
-def default_lr_rule(model: str) -> dict[str, Any]:
-    """The [C24] LR-scaling convention per model family (THEORY §5): MLP/CNN count
-    ``#param edges + DEFAULT_OFFSET`` against the base depths of :mod:`scorers.hparams`; CNNs add the
-    ``1/q`` kernel factor against a 3×3 base; NB201 counts ``1 + #convs in one cell`` against a
-    base of depth 1 (the authors' code), with the kernel factor."""
-    from scorers.hparams import DEFAULT_BASE_DEPTHS, DEFAULT_OFFSET
-
-    if model == "nb201":
-        return {"offset": 1, "base": (1,), "kernel_scaling": True, "base_kernel": 3}
-    if model == "cnn":
-        return {"offset": DEFAULT_OFFSET, "base": DEFAULT_BASE_DEPTHS, "kernel_scaling": True,
-                "base_kernel": 3}
-    return {"offset": DEFAULT_OFFSET, "base": DEFAULT_BASE_DEPTHS, "kernel_scaling": False,
-            "base_kernel": 1}
-
-
-def principled_lr(arch: ArchGraph | str, base_lr: float, model: str = "mlp", *,
-                  offset: float | None = None, base: ArchGraph | str | Sequence[float] | None = None,
-                  path_weights: str = "none") -> float:
-    """``base_lr × lr_multiplier(arch)`` [C24 eq. 8–9] with the model family's convention
-    (:func:`default_lr_rule`); raises :class:`~nasplug.errors.ArchError` for cells without a path.
-    ``path_weights="target"``/``"source"`` weights each path by its variance share under that
-    init rule (:mod:`scorers.hparams`; fits grid-searched MLP max LRs better, docs/lr_fidelity.md)."""
-    from scorers.hparams import lr_multiplier
-
-    rule = default_lr_rule(model)
-    if offset is not None:
-        rule["offset"] = offset
-    if base is not None:
-        rule["base"] = base
-    return base_lr * lr_multiplier(arch, rule["offset"], rule["base"], rule["kernel_scaling"],
-                                   rule["base_kernel"], path_weights=path_weights)
 
 
 def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *, model: str = "mlp",
@@ -294,8 +260,6 @@ def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *,
     family's convention) (:func:`principled_lr`). Other keyword arguments go to :func:`train`.
     ``result.info`` records the architecture, model, parameter count and how the LR was chosen.
     """
-    from nasplug.models import count_parameters
-
     if lr is not None and base_lr is not None:
         raise NasplugError("give either lr or base_lr, not both")
     arch = ArchGraph.parse(arch)

@@ -1,20 +1,19 @@
-"""The scorer and filter protocols, and the one registry the CLI, Optuna and Ray resolve names in.
+"""The scorer and filter protocols and their batched base classes.
 
 A *scorer* ranks architectures without training: ``score(arch) -> float`` and the vectorized
 ``score_many(archs) -> ndarray``, which is the primary implementation (scoring a whole search space
 is one batched call). A *filter* decides which architectures are worth training:
-``keep(arch) -> bool`` and ``keep_many(archs) -> bool ndarray``.
+``keep(arch) -> bool`` and ``keep_many(archs) -> bool ndarray``. Registered by name in
+:mod:`nasplug.scorers.registry`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch, ArchGraph, as_batch
 
 Archs = Iterable[ArchGraph | str] | ArchBatch
@@ -57,10 +56,12 @@ def map_batches(archs: Archs, fn: Callable[[ArchBatch], np.ndarray], dtype: Any)
     return out
 
 
-def oriented(scorer: Scorer, values: np.ndarray) -> np.ndarray:
-    """``values`` of ``scorer`` as floats signed so that higher is better (NaN stays NaN)."""
+def oriented(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:
+    """``values`` as float64, negated when lower is better, so that larger always means better
+    (NaN stays NaN). The one place a score's direction is applied: pass
+    ``scorer.higher_is_better`` for a scorer's values."""
     values = np.asarray(values, dtype=np.float64)
-    return values if getattr(scorer, "higher_is_better", True) else -values
+    return values if higher_is_better else -values
 
 
 class BatchScorer:
@@ -100,79 +101,3 @@ class BatchFilter:
 
     def __repr__(self) -> str:
         return f"<filter {self.name}>"
-
-
-# ---------------------------------------------------------------------- registry
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    kind: str  # "scorer" or "filter"
-    factory: Callable[..., Any]
-    description: str
-    slow: bool = False  # builds a torch network per cell: too slow to score whole spaces on a CPU
-
-
-_REGISTRY: dict[str, Entry] = {}
-
-
-def register(name: str, kind: str, description: str, *, slow: bool = False) -> Callable:
-    """Class/function decorator adding a scorer or filter factory to the registry.
-
-    ``slow`` marks per-cell scorers (a torch network built and run for every cell) so that tools
-    scoring whole spaces can leave them out or run them on a sample.
-    """
-    if kind not in ("scorer", "filter"):
-        raise ValueError(f"kind must be 'scorer' or 'filter', got {kind!r}")
-
-    def decorate(factory):
-        _REGISTRY[name] = Entry(name, kind, factory, description, slow)
-        return factory
-
-    return decorate
-
-
-def get(name: str, **params: Any) -> Any:
-    """Build the registered scorer or filter ``name`` with optional keyword parameters."""
-    _load_all()
-    try:
-        entry = _REGISTRY[name]
-    except KeyError:
-        raise NasplugError(
-            f"unknown scorer or filter {name!r}; available: {', '.join(sorted(_REGISTRY))}"
-        ) from None
-    try:
-        return entry.factory(**params)
-    except TypeError as err:
-        raise NasplugError(f"bad parameters for {name!r}: {err}") from None
-
-
-def available(kind: str | None = None, *, include_slow: bool = True) -> dict[str, str]:
-    """Registered names (optionally only ``"scorer"`` or ``"filter"``, optionally without the
-    slow per-cell ones) with descriptions."""
-    _load_all()
-    return {
-        n: e.description for n, e in sorted(_REGISTRY.items())
-        if kind in (None, e.kind) and (include_slow or not e.slow)
-    }
-
-
-def is_slow(name: str) -> bool:
-    """Whether the registered scorer ``name`` builds a network per cell (see :func:`register`)."""
-    _load_all()
-    if name not in _REGISTRY:
-        raise NasplugError(f"unknown scorer or filter {name!r}")
-    return _REGISTRY[name].slow
-
-
-def _load_all() -> None:
-    """Import the modules that register entries; lazily, so heavy ones (torch) load on demand."""
-    import importlib
-
-    for module in _MODULES:
-        importlib.import_module(module)
-
-
-#: Modules whose import registers scorers. Add new scorer modules here.
-_MODULES: list[str] = [
-    "scorers.topology", "scorers.hparams", "scorers.nngp", "scorers.baselines", "scorers.quantile",
-]

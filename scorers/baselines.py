@@ -1,8 +1,9 @@
 """Baseline proxies for comparison: parameter count, FLOPs, NASWOT and synflow of the built network.
 
 These are what the zero-cost-proxy literature compares against; unlike the topology scorers they need
-the torch network, so they are slower (a per-architecture loop, well under a second per cell on CPU)
-and import torch only when used.
+the torch network, so they are slower (a per-architecture loop, well under a second per cell on CPU).
+Importing this module imports torch; the registry imports it only when one of these names is used.
+The measures themselves are in :mod:`nasplug.models.measures`.
 
 Which network
 -------------
@@ -19,11 +20,6 @@ Which network
 When scoring an :class:`~nasplug.graph.ArchBatch` (e.g. a whole space), ops are recovered from their
 role and kernel size; a parameterized 1×1 edge is then ``nor_conv_1x1`` in 4-node cells that use
 only NB201 roles and ``linear`` elsewhere. Pass :class:`~nasplug.graph.ArchGraph` objects to be exact.
-
-References: NASWOT — J. Mellor, J. Turner, A. Storkey, E. Crowley, *Neural Architecture Search
-without Training*, ICML 2021. Synflow — H. Tanaka, D. Kunin, D. Yamins, S. Ganguli, *Pruning neural
-networks without any data by iteratively conserving synaptic flow*, NeurIPS 2020; as a NAS proxy,
-M. Abdelfattah et al., *Zero-Cost Proxies for Lightweight NAS*, ICLR 2021.
 """
 
 from __future__ import annotations
@@ -32,10 +28,15 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
+import torch
 
+from nasplug.data import load_digits
 from nasplug.graph import ArchBatch, ArchGraph
+from nasplug.models import build_mlp, build_nb201, count_parameters, is_nb201_cell
+from nasplug.models.measures import count_flops, naswot_score, synflow_score
 from nasplug.ops import AVGPOOL3X3, CONV1X1, CONV3X3, LINEAR, ROLE_CODES, SKIP, Op
-from scorers.base import Archs, BatchScorer, register
+from nasplug.scorers.base import Archs, BatchScorer
+from nasplug.scorers.registry import register
 
 MLP_IN, MLP_WIDTH, MLP_OUT = 64, 256, 10
 NB201_INPUT = (3, 32, 32)  # CIFAR resolution: what num_params / flops describe
@@ -65,8 +66,6 @@ def arch_from_batch(batch: ArchBatch, b: int) -> ArchGraph:
 
 def proxy_network(arch: ArchGraph, *, bn: bool = True, seed: int = PROXY_SEED):
     """The network a baseline proxy measures, and its input shape (see module doc)."""
-    from nasplug.models import build_mlp, build_nb201, is_nb201_cell
-
     if is_nb201_cell(arch):
         return build_nb201(arch, 10, init="he", bn=bn, seed=seed), NB201_INPUT
     return build_mlp(arch, MLP_IN, MLP_WIDTH, MLP_OUT, init="he", bn=False, seed=seed), (MLP_IN,)
@@ -75,8 +74,6 @@ def proxy_network(arch: ArchGraph, *, bn: bool = True, seed: int = PROXY_SEED):
 def proxy_inputs(shape: tuple[int, ...], n: int = PROXY_BATCH, seed: int = PROXY_SEED):
     """Deterministic proxy inputs: the first ``n`` digits (standardized) for the MLP, seeded
     Gaussian images for the NB201 network (no dataset download needed)."""
-    import torch
-
     if shape == (MLP_IN,):
         return _digits_inputs(n).clone()
     return torch.randn((n, *shape), generator=torch.Generator().manual_seed(seed))
@@ -84,94 +81,7 @@ def proxy_inputs(shape: tuple[int, ...], n: int = PROXY_BATCH, seed: int = PROXY
 
 @lru_cache(maxsize=4)
 def _digits_inputs(n: int):
-    from nasplug.data import load_digits
-
     return load_digits().x_train[:n].reshape(n, -1)
-
-
-# ====================================================================== the measures
-def count_flops(model, input_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of every linear and conv layer for one input (the convention of
-    NAS-Bench-201's FLOPs; BN, pooling and additions are not counted)."""
-    import torch
-    from torch import nn
-
-    total = 0
-
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, nn.Linear):
-            total += module.in_features * module.out_features * (output.numel() // module.out_features)
-        else:  # conv: output elements × (in_channels / groups) × k_h × k_w
-            k = int(np.prod(module.kernel_size))
-            total += output.numel() * module.in_channels // module.groups * k
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, nn.Linear | nn.Conv2d | nn.Conv1d)]
-    try:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
-            model(torch.zeros((1, *input_shape)))
-        model.train(was_training)
-    finally:
-        for h in handles:
-            h.remove()
-    return total
-
-
-def naswot_score(model, inputs) -> float:
-    """NASWOT [Mellor et al. 2021]: ``log |K_H|`` with ``K_H[i, j] = N_A − Hamming(c_i, c_j)``, where
-    ``c_i`` is the binary pattern (unit active or not) of all ``N_A`` ReLUs on input ``i``.
-
-    Inputs whose activation patterns differ more give a better-conditioned kernel and a larger
-    score. Patterns are read at every :class:`torch.nn.ReLU` (the pre-activation is > 0). BatchNorm
-    runs in training mode (batch statistics), as in the authors' code. Returns ``-inf`` when
-    ``K_H`` is singular (e.g. two inputs with identical patterns).
-    """
-    import torch
-    from torch import nn
-
-    n = inputs.shape[0]
-    kernel = torch.zeros((n, n), dtype=torch.float64)
-
-    def hook(module, args, output):
-        codes = (args[0].detach().reshape(n, -1) > 0).double()
-        kernel.add_(codes @ codes.T + (1.0 - codes) @ (1.0 - codes).T)
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
-    try:
-        model.train()
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    sign, logdet = np.linalg.slogdet(kernel.numpy())
-    return float(logdet) if sign > 0 else float("-inf")
-
-
-def synflow_score(model, input_shape: tuple[int, ...]) -> float:
-    """Synflow [Tanaka et al. 2020]: ``Σ_θ θ · ∂R/∂θ`` with ``R = 1ᵀ f(1)`` on the network whose
-    parameters are replaced by their absolute values, in double precision.
-
-    With non-negative weights and an all-ones input every ReLU is the identity, so ``R`` is the sum
-    over all input→output paths of the product of absolute weights; BatchNorm must be absent (build
-    the network with ``bn=False``, as the zero-cost-proxy code does) or it would recentre the
-    activations. The model is changed in place (double precision, absolute weights): pass a copy.
-    """
-    import torch
-
-    model = model.double()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.abs_()
-    model.eval()
-    model.zero_grad(set_to_none=True)
-    out = model(torch.ones((1, *input_shape), dtype=torch.float64))
-    out.sum().backward()
-    total = sum(float((p.detach() * p.grad).sum()) for p in model.parameters() if p.grad is not None)
-    return total
 
 
 # ====================================================================== scorers
@@ -193,15 +103,11 @@ class NetworkProxy(BatchScorer):
         return np.array([self._one(arch_from_batch(batch, b)) for b in range(len(batch))], dtype=np.float64)
 
     def _one(self, arch: ArchGraph) -> float:
-        import torch
-
         with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
             return float(self.fn(arch))
 
 
 def _num_params(arch: ArchGraph) -> float:
-    from nasplug.models import count_parameters
-
     return float(count_parameters(proxy_network(arch)[0]))
 
 

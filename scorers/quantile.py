@@ -12,12 +12,13 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch
-from scorers.base import BatchFilter, get, is_slow, oriented, register
-from scorers.topology import FIT_SAMPLE, MAX_FIT_CELLS
+from nasplug.scorers.base import BatchFilter, oriented
+from nasplug.scorers.registry import entry, get, register
+from nasplug.search_spaces import ProductSpace, resolve_space
 
 
 class QuantileFilter(BatchFilter):
-    """Keep cells whose score, oriented so that higher is better (:func:`scorers.base.oriented`),
+    """Keep cells whose score, oriented so that higher is better (:func:`~nasplug.scorers.oriented`),
     is at least ``threshold``. Cells with a NaN score (no learning rate, no path) are rejected."""
 
     def __init__(self, scorer, threshold: float, name: str = "top_fraction"):
@@ -26,33 +27,33 @@ class QuantileFilter(BatchFilter):
         self.description = f"{scorer.name} {'>=' if scorer.higher_is_better else '<='} {bound:.6g}"
 
     @classmethod
-    def fit(cls, space, scorer: str = "live_param_cost", keep: float = 0.1, rng: int = 0) -> QuantileFilter:
+    def fit(cls, space: ProductSpace | str, scorer: str = "live_param_cost", keep: float = 0.1,
+            rng: int = 0) -> QuantileFilter:
         """Threshold at the ``1 − keep`` quantile of the space's scores. Ties at the threshold are
         all kept, so coarse scorers can keep somewhat more than ``keep``."""
         if not 0 < keep <= 1:
             raise NasplugError(f"keep must be a fraction in (0, 1], got {keep}")
-        if is_slow(scorer):
+        found = entry(scorer)
+        if found.kind != "scorer":
+            raise NasplugError(f"{scorer!r} is a {found.kind}, not a scorer")
+        if found.slow:
             raise NasplugError(f"{scorer!r} builds a network per cell: too slow to fit on a whole space")
+        space = resolve_space(space)
         built = get(scorer)
-        if space.size <= MAX_FIT_CELLS:
-            batch = space.batch()
-        else:
-            batch = space.batch(np.random.default_rng(rng).integers(0, space.size, size=FIT_SAMPLE))
-        values = oriented(built, built.score_many(batch))
+        values = oriented(built.score_many(space.fit_batch(rng)), built.higher_is_better)
         values = values[np.isfinite(values)]
         if not values.size:
             raise NasplugError(f"{scorer!r} gives no finite score on {space}")
         return cls(built, float(np.quantile(values, 1.0 - keep, method="lower")))
 
     def keep_batch(self, batch: ArchBatch) -> np.ndarray:
-        values = oriented(self.scorer, self.scorer.score_many(batch))
+        values = oriented(self.scorer.score_many(batch), self.scorer.higher_is_better)
         with np.errstate(invalid="ignore"):
             return np.isfinite(values) & (values >= self.threshold - 1e-12)
 
 
 @register("top_fraction", "filter",
           "keep the best-scored fraction of the space by a scorer (default: top 10 % by live_param_cost)")
-def top_fraction(space: str = "nb201", scorer: str = "live_param_cost", keep: float = 0.1) -> QuantileFilter:
-    import search_spaces
-
-    return QuantileFilter.fit(search_spaces.get(space) if isinstance(space, str) else space, scorer, keep)
+def top_fraction(space: ProductSpace | str = "nb201", scorer: str = "live_param_cost",
+                 keep: float = 0.1) -> QuantileFilter:
+    return QuantileFilter.fit(space, scorer, keep)

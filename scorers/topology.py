@@ -13,15 +13,13 @@ import numpy as np
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch, depth_histograms, live_edge_mask, path_stats_arrays
 from nasplug.ops import ROLE_CODES
-from scorers.base import BatchFilter, BatchScorer, register
-
-#: Cap on the cells a box is fitted on exactly; larger spaces are fitted on a uniform sample.
-MAX_FIT_CELLS = 2_000_000
-FIT_SAMPLE = 200_000
+from nasplug.scorers.base import BatchFilter, BatchScorer
+from nasplug.scorers.registry import register
+from nasplug.search_spaces import ProductSpace, resolve_space
 
 
 def topology_arrays(batch: ArchBatch) -> dict[str, np.ndarray]:
-    """P, d̄, m̄ and Σd³ of every architecture in the batch."""
+    """P, d̄, m̄ and Σd³ of every architecture in the batch (:func:`~nasplug.graph.path_stats_arrays`)."""
     return path_stats_arrays(depth_histograms(batch))
 
 
@@ -37,7 +35,7 @@ class TopologyStat(BatchScorer):
 
 @register("effective_depth", "scorer", "d̄ = mean number of parameterized edges per path [C22]")
 def effective_depth() -> TopologyStat:
-    return TopologyStat("effective_depth", "mean_depth", "effective depth d̄")
+    return TopologyStat("effective_depth", "effective_depth", "effective depth d̄")
 
 
 @register("effective_width", "scorer", "m̄ = #paths with d_p > 0 / d̄ [C22]")
@@ -99,22 +97,18 @@ class BoxFilter(BatchFilter):
         )
 
     @classmethod
-    def fit(cls, space, fraction: float = 0.5, rng: int = 0) -> BoxFilter:
+    def fit(cls, space: ProductSpace | str, fraction: float = 0.5, rng: int = 0) -> BoxFilter:
         """[C22 §5.3]'s box for a space: over cells with d̄ > 0, centre ``c = (max+min)/2`` and
         radius ``r = (max−min)/2`` of d̄ and of m̄; keep ``|x − c| <= fraction · r``.
 
-        Spaces above ``MAX_FIT_CELLS`` cells are fitted on a uniform sample of ``FIT_SAMPLE``
-        cells (seeded by ``rng``), which can only shrink the fitted range.
+        Spaces too large to enumerate are fitted on a seeded uniform sample
+        (:meth:`~nasplug.search_spaces.ProductSpace.fit_batch`), which can only shrink the range.
         """
         if not 0 < fraction <= 1:
             raise NasplugError(f"the box fraction must be in (0, 1], got {fraction}")
-        if space.size <= MAX_FIT_CELLS:
-            batch = space.batch()
-        else:
-            indices = np.random.default_rng(rng).integers(0, space.size, size=FIT_SAMPLE)
-            batch = space.batch(indices)
-        stats = topology_arrays(batch)
-        ok = stats["mean_depth"] > 0
+        space = resolve_space(space)
+        stats = topology_arrays(space.fit_batch(rng))
+        ok = stats["effective_depth"] > 0
         if not ok.any():
             raise NasplugError(f"no cell of {space} has a parameterized path to fit a box on")
 
@@ -123,11 +117,11 @@ class BoxFilter(BatchFilter):
             centre, radius = (hi + lo) / 2, (hi - lo) / 2
             return centre - fraction * radius, centre + fraction * radius
 
-        return cls(bounds(stats["mean_depth"]), bounds(stats["effective_width"]))
+        return cls(bounds(stats["effective_depth"]), bounds(stats["effective_width"]))
 
     def keep_batch(self, batch: ArchBatch) -> np.ndarray:
         stats = topology_arrays(batch)
-        d, m, eps = stats["mean_depth"], stats["effective_width"], 1e-9
+        d, m, eps = stats["effective_depth"], stats["effective_width"], 1e-9
         return (
             (stats["num_paths"] > 0)
             & (d >= self.depth_range[0] - eps) & (d <= self.depth_range[1] + eps)
@@ -137,10 +131,8 @@ class BoxFilter(BatchFilter):
 
 @register("dag_box", "filter",
           "[C22 §5.3] box around the centre of the space's (d̄, m̄) range (fraction ½)")
-def dag_box(space: str = "nb201", fraction: float = 0.5) -> BoxFilter:
-    import search_spaces
-
-    box = BoxFilter.fit(search_spaces.get(space) if isinstance(space, str) else space, fraction)
+def dag_box(space: ProductSpace | str = "nb201", fraction: float = 0.5) -> BoxFilter:
+    box = BoxFilter.fit(space, fraction)
     box.name = "dag_box"
     return box
 

@@ -1,13 +1,17 @@
-"""Concrete search spaces, resolved by name with :func:`get` (``"nb201"``, ``"dag"``, ``"dag:6"``)."""
+"""Layer 2: concrete search spaces, resolved by name with :func:`get` (``"nb201"``, ``"dag"``, ``"dag:6"``).
+
+Import as ``nasplug.search_spaces`` (this folder is installed as that subpackage).
+"""
 
 from __future__ import annotations
 
 from nasplug.errors import ArchError
-from search_spaces.base import ProductSpace
-from search_spaces.dag import DAGSpace
-from search_spaces.nb201 import NB201Space
+from nasplug.search_spaces.base import ENUMERATION_LIMIT, SAMPLE_SIZE, ProductSpace
+from nasplug.search_spaces.dag import DAGSpace
+from nasplug.search_spaces.nb201 import NB201Space
 
-__all__ = ["ProductSpace", "NB201Space", "DAGSpace", "get", "available"]
+__all__ = ["ProductSpace", "NB201Space", "DAGSpace", "ENUMERATION_LIMIT", "SAMPLE_SIZE", "get",
+           "available", "resolve_space"]
 
 _DESCRIPTIONS = {
     "nb201": "NAS-Bench-201 cells: 4 nodes, ops none/skip/conv1x1/conv3x3/avgpool (15,625)",
@@ -32,3 +36,12 @@ def get(name: str) -> ProductSpace:
             return DAGSpace(int(arg))
         raise ArchError(f"bad space {name!r}: write dag:N with N >= 2 nodes")
     raise ArchError(f"unknown space {name!r}; available: {', '.join(_DESCRIPTIONS)} (or dag:N)")
+
+
+def resolve_space(space: ProductSpace | str) -> ProductSpace:
+    """A :class:`ProductSpace` from itself or its name (``nb201``, ``dag:5``)."""
+    if isinstance(space, str):
+        return get(space)
+    if not isinstance(space, ProductSpace):
+        raise ArchError(f"{space!r} is not a search space (a nasplug.search_spaces.ProductSpace)")
+    return space

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nasplug.ops import DAG_CODE_OPS
-from search_spaces.base import ProductSpace
+from nasplug.search_spaces.base import ProductSpace
 
 
 class DAGSpace(ProductSpace):

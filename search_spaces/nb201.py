@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nasplug.ops import NB201_OPS
-from search_spaces.base import ProductSpace
+from nasplug.search_spaces.base import ProductSpace
 
 
 class NB201Space(ProductSpace):

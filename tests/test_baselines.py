@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-import scorers
+from nasplug import scorers
 from nasplug.graph import ArchGraph
 from nasplug.models import build_mlp
-from scorers.baselines import naswot_score, synflow_score
+from nasplug.models.measures import naswot_score, synflow_score
 
 torch.set_num_threads(1)
 
@@ -28,7 +28,7 @@ def test_num_params_scorer_matches_nb201(naslib, published):
 
 
 def test_num_params_on_an_arch_batch_recovers_nb201_ops():
-    import search_spaces
+    from nasplug import search_spaces
 
     space = search_spaces.get("nb201")
     idx = [space.encode(ArchGraph.parse(t)) for t in [(4, 3, 3, 3, 2, 3), (3, 3, 2, 1, 3, 2)]]

@@ -19,9 +19,9 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_describe_json_worked_example(capsys):
     assert main(["describe", "2_21_112", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["P"] == 4
-    assert info["d_bar"] == pytest.approx(1.25)
-    assert info["m_bar"] == pytest.approx(2.4)
+    assert info["num_paths"] == 4
+    assert info["effective_depth"] == pytest.approx(1.25)
+    assert info["effective_width"] == pytest.approx(2.4)
     assert info["depth_histogram"] == [1, 1, 2]
 
 
@@ -29,7 +29,7 @@ def test_describe_text_and_naslib_tuple(capsys):
     assert main(["describe", "(4, 3, 3, 3, 2, 3)"]) == 0
     out = capsys.readouterr().out
     assert "|avg_pool_3x3~0|+|nor_conv_1x1~0|nor_conv_1x1~1|" in out
-    assert "d_bar" in out and "scores:" in out
+    assert "effective_depth" in out and "scores:" in out
 
 
 @pytest.mark.parametrize(
@@ -73,7 +73,7 @@ def test_rank_too_large_space_needs_sample():
 
 
 def test_scorers_lists_slow_per_cell_baselines():
-    import scorers
+    from nasplug import scorers
 
     fast = scorers.available("scorer", include_slow=False)
     assert "effective_depth" in fast and "naswot" not in fast

@@ -12,7 +12,7 @@ import pytest
 
 from nasplug import ArchError, ArchGraph
 from nasplug.graph import ArchBatch, depth_histograms, path_stats_arrays
-from search_spaces import DAGSpace, NB201Space
+from nasplug.search_spaces import DAGSpace, NB201Space
 
 
 # ---------------------------------------------------------------- worked examples [THEORY §2]
@@ -23,13 +23,13 @@ from search_spaces import DAGSpace, NB201Space
 def test_worked_examples(code, P, d_bar, m_bar):
     stats = ArchGraph.parse(code).path_stats()
     assert stats.num_paths == P
-    assert stats.mean_depth == pytest.approx(d_bar)
+    assert stats.effective_depth == pytest.approx(d_bar)
     assert stats.effective_width == pytest.approx(m_bar)
 
 
 def test_no_path_cell():
     stats = ArchGraph.parse("0_00_000").path_stats()
-    assert (stats.num_paths, stats.mean_depth, stats.effective_width, stats.max_depth) == (0, 0, 0, -1)
+    assert (stats.num_paths, stats.effective_depth, stats.effective_width, stats.max_depth) == (0, 0, 0, -1)
 
 
 # ---------------------------------------------------------------- DP vs brute force
@@ -56,7 +56,7 @@ def test_path_stats_match_enumeration_on_random_dags(n_nodes):
         assert stats.sum_depth_cubed == sum(d**3 for d in depths)
         if depths:
             mean = sum(depths) / len(depths)
-            assert stats.mean_depth == pytest.approx(mean)
+            assert stats.effective_depth == pytest.approx(mean)
             width = sum(d > 0 for d in depths) / mean if mean else 0.0
             assert stats.effective_width == pytest.approx(width)
             assert stats.max_depth == max(depths)
@@ -86,7 +86,7 @@ def test_complete_30_node_dag_is_fast_and_exact():
     assert elapsed < 0.5
     # all skips: the same number of paths, depth 0
     skips = space.from_digits([1] * len(space.pairs)).path_stats()
-    assert skips.num_paths == 2**28 and skips.mean_depth == 0
+    assert skips.num_paths == 2**28 and skips.effective_depth == 0
 
 
 def test_exact_counts_beyond_float_precision():
@@ -103,7 +103,7 @@ def test_batched_stats_equal_scalar_stats():
     for pos, index in enumerate(indices):
         stats = space.decode(int(index)).path_stats()
         assert arrays["num_paths"][pos] == stats.num_paths
-        assert arrays["mean_depth"][pos] == pytest.approx(stats.mean_depth)
+        assert arrays["effective_depth"][pos] == pytest.approx(stats.effective_depth)
         assert arrays["effective_width"][pos] == pytest.approx(stats.effective_width)
         assert arrays["sum_depth_cubed"][pos] == stats.sum_depth_cubed
     # the space's fast batch equals the batch built from ArchGraph objects
@@ -282,7 +282,7 @@ def test_spaces_sizes_sampling_and_neighbours():
 
 
 def test_space_errors():
-    import search_spaces
+    from nasplug import search_spaces
 
     with pytest.raises(ArchError, match="outside"):
         NB201Space().decode(15_625)

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-import scorers
-from nasplug import ArchError, ArchGraph
+from nasplug import ArchError, ArchGraph, scorers
 from nasplug.graph import ArchBatch
-from scorers.hparams import (
+from nasplug.search_spaces import NB201Space
+from nasplug.theory.hparams import (
     init_gains,
     live_in_degrees,
     lr_multiplier,
@@ -18,7 +18,6 @@ from scorers.hparams import (
     readout_gain,
     weighted_depth_histograms,
 )
-from search_spaces import NB201Space
 
 
 @pytest.mark.parametrize(

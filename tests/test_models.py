@@ -17,7 +17,7 @@ from nasplug.models import (
     node_sq_norms,
     weight_layer,
 )
-from scorers.hparams import init_gains, readout_gain
+from nasplug.theory.hparams import init_gains, readout_gain
 
 torch.set_num_threads(1)
 

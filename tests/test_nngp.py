@@ -12,11 +12,10 @@ import networkx as nx
 import numpy as np
 import pytest
 
-import scorers
-import search_spaces
+from nasplug import scorers, search_spaces
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
-from scorers.nngp import (
+from nasplug.theory import (
     GramError,
     check_gram,
     convergence_factor,
@@ -36,7 +35,7 @@ C_VALUES = [0.0, 0.25, 0.5, 0.9]
 
 
 def h(c: float) -> float:
-    """h written out again from THEORY.md §3, independently of the module."""
+    """h written out again from docs/theory.md §3, independently of the module."""
     return (2 * c * math.asin(c) + 2 * math.sqrt(1 - c * c) + math.pi * c) / (2 * math.pi)
 
 
@@ -225,7 +224,7 @@ def simulate_kernel(arch, x: np.ndarray, width: int, seeds, sigma2: float = 2.0,
     """Empirical output kernel z_H z_Hᵀ / n of wide random theory networks, averaged over seeds.
 
     z_0 = x W_0 with W_0 ~ N(0, σ_0²/d); z_t = Σ_skip/pool z_a + Σ_param φ(z_s) W_st,
-    W_st ~ N(0, σ²/n) — written out here with torch, independently of scorers.nngp.
+    W_st ~ N(0, σ²/n) — written out here with torch, independently of nasplug.theory.nngp.
     """
     import torch
 

@@ -17,12 +17,11 @@ from optuna.testing.pytest_samplers import (
 )
 from optuna.trial import TrialState
 
-import search_spaces
-from nasplug import ArchGraph
+from nasplug import ArchGraph, search_spaces
 from nasplug.optuna import (
     ArchObjective,
     EvaluationFailed,
-    PruningSampler,
+    FilteredSampler,
     arch_distributions,
     arch_to_params,
     open_storage,
@@ -30,7 +29,7 @@ from nasplug.optuna import (
     prune_before_training,
     suggest_architecture,
 )
-from scorers.base import BatchFilter
+from nasplug.scorers.base import BatchFilter
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 NB201 = search_spaces.get("nb201")
@@ -42,26 +41,27 @@ def in_c22_box(arch: ArchGraph) -> bool:
     st = arch.path_stats()
     if st.num_paths == 0:
         return False
-    return abs(st.mean_depth - 1.625) <= 0.6875 + 1e-9 and abs(st.effective_width - 13 / 6) <= 11 / 12 + 1e-9
+    return (abs(st.effective_depth - 1.625) <= 0.6875 + 1e-9
+            and abs(st.effective_width - 13 / 6) <= 11 / 12 + 1e-9)
 
 
 # ---------------------------------------------------------------------- Optuna's conformance suite
 @pytest.mark.parametrize("base", ["tpe", "random"])
-class TestPruningSamplerConformance(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
+class TestFilteredSamplerConformance(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
     @pytest.fixture
     def sampler(self, base):
         def make():
             inner = (optuna.samplers.TPESampler(seed=0) if base == "tpe"
                      else optuna.samplers.RandomSampler(seed=0))
-            return PruningSampler(inner, filter="dag_box", space="nb201", seed=0)
+            return FilteredSampler(inner, filter="dag_box", space="nb201", seed=0)
 
         return make
 
 
-class TestPruningSamplerRelativeConformance(RelativeSamplerTestCase):
+class TestFilteredSamplerRelativeConformance(RelativeSamplerTestCase):
     @pytest.fixture
     def sampler(self):
-        return lambda: PruningSampler(
+        return lambda: FilteredSampler(
             optuna.samplers.TPESampler(seed=0, multivariate=True, n_startup_trials=0),
             filter="dag_box", space="nb201", seed=0)
 
@@ -107,7 +107,7 @@ def test_rejected_architectures_never_reach_the_objective(make_base):
         return arch.path_stats().effective_width + math.log(lr)
 
     study = optuna.create_study(direction="maximize",
-                                sampler=PruningSampler(make_base(), filter="dag_box", space="nb201", seed=0))
+                                sampler=FilteredSampler(make_base(), filter="dag_box", space="nb201", seed=0))
     study.optimize(objective, n_trials=40)
     assert len(seen) == 40
     assert all(in_c22_box(a) for a in seen)
@@ -117,7 +117,7 @@ def test_rejected_architectures_never_reach_the_objective(make_base):
 def test_random_base_rejects_at_the_rate_of_the_box():
     # With a uniform base sampler the wrapper is rejection sampling: proposals per trial are
     # geometric with success probability 6,256 / 15,625 (THEORY.md §2), mean 2.50.
-    study = optuna.create_study(sampler=PruningSampler(optuna.samplers.RandomSampler(seed=3),
+    study = optuna.create_study(sampler=FilteredSampler(optuna.samplers.RandomSampler(seed=3),
                                                        filter="dag_box", space="nb201", seed=0))
     study.optimize(lambda t: suggest_architecture(t, "nb201").path_stats().num_paths, n_trials=300)
     tries = np.array([t.user_attrs["nasplug:filter_tries"] for t in study.trials])
@@ -126,13 +126,13 @@ def test_random_base_rejects_at_the_rate_of_the_box():
 
 
 def test_dag_space_and_authors_box():
-    study = optuna.create_study(sampler=PruningSampler(optuna.samplers.RandomSampler(seed=0),
+    study = optuna.create_study(sampler=FilteredSampler(optuna.samplers.RandomSampler(seed=0),
                                                        filter="dag_box_authors", space="dag:5", seed=0))
     archs = []
     study.optimize(lambda t: archs.append(suggest_architecture(t, "dag:5")) or 0.0, n_trials=25)
     for a in archs:
         st = a.path_stats()
-        assert st.num_paths > 0 and 0.99 <= st.mean_depth <= 2.51 and 0.99 <= st.effective_width <= 3.01
+        assert st.num_paths > 0 and 0.99 <= st.effective_depth <= 2.51 and 0.99 <= st.effective_width <= 3.01
 
 
 class OnlyOne(BatchFilter):
@@ -159,7 +159,7 @@ class Nothing(BatchFilter):
 def test_fallback_marks_the_trial_and_still_passes(fallback):
     cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
     filt = OnlyOne(cell)
-    sampler = PruningSampler(optuna.samplers.RandomSampler(seed=0), filter=filt, max_tries=5,
+    sampler = FilteredSampler(optuna.samplers.RandomSampler(seed=0), filter=filt, max_tries=5,
                              space="nb201", fallback=fallback, seed=0)
     study = optuna.create_study(sampler=sampler)
     got = []
@@ -173,7 +173,7 @@ def test_fallback_marks_the_trial_and_still_passes(fallback):
 
 def test_filter_rejecting_everything_is_pruned_by_the_objective():
     calls = []
-    sampler = PruningSampler(optuna.samplers.RandomSampler(seed=0), filter=Nothing(), max_tries=3,
+    sampler = FilteredSampler(optuna.samplers.RandomSampler(seed=0), filter=Nothing(), max_tries=3,
                              space="nb201", seed=0)
     study = optuna.create_study(sampler=sampler)
     objective = ArchObjective(calls.append, "nb201", filter=Nothing())
@@ -190,7 +190,7 @@ def test_non_architecture_parameters_pass_straight_through():
                 return 0.125
             return super().sample_independent(study, trial, name, dist)
 
-    study = optuna.create_study(sampler=PruningSampler(Constant(seed=0), filter="dag_box", space="nb201"))
+    study = optuna.create_study(sampler=FilteredSampler(Constant(seed=0), filter="dag_box", space="nb201"))
     study.optimize(lambda t: (suggest_architecture(t, "nb201"), t.suggest_float("wd", 0, 1))[1], n_trials=5)
     assert [t.params["wd"] for t in study.trials] == [0.125] * 5
 
@@ -198,7 +198,7 @@ def test_non_architecture_parameters_pass_straight_through():
 def test_sampler_pickles_for_worker_processes():
     import pickle
 
-    sampler = PruningSampler(optuna.samplers.TPESampler(seed=0), filter="dag_box", space="nb201")
+    sampler = FilteredSampler(optuna.samplers.TPESampler(seed=0), filter="dag_box", space="nb201")
     clone = pickle.loads(pickle.dumps(sampler))
     study = optuna.create_study(sampler=clone)
     study.optimize(lambda t: suggest_architecture(t, "nb201").path_stats().num_paths, n_trials=3)
@@ -283,7 +283,7 @@ def _worker(storage_spec: str, n: int, seed: int, queue) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(storage_spec)
     study = optuna.load_study(storage=storage, study_name="mp")
-    study.sampler = PruningSampler(optuna.samplers.RandomSampler(seed=seed), filter="dag_box",
+    study.sampler = FilteredSampler(optuna.samplers.RandomSampler(seed=seed), filter="dag_box",
                                    space="nb201", seed=seed)
     mine = []
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import search_spaces
-from nasplug import ArchGraph
+from nasplug import ArchGraph, search_spaces
 from nasplug.cli import main
 from nasplug.ranking import normalized_ranks, rank_aggregate, score_space
 
@@ -32,7 +31,8 @@ def test_rank_report_files_and_numbers(nb201_csv, nb201_rows, tmp_path, capsys):
     # ρ of d̄ vs CIFAR-100 from the raw CSV rows and ArchGraph path statistics (independent of the
     # space mapping, the batched scorer and the loader)
     acc = np.array([float(r["CIFAR100TestAccuracy200Epochs"]) for r in nb201_rows])
-    dbar = np.array([ArchGraph.parse(r["ArchitectureString"]).path_stats().mean_depth for r in nb201_rows])
+    dbar = np.array([ArchGraph.parse(r["ArchitectureString"]).path_stats().effective_depth
+                     for r in nb201_rows])
     rho = stats.spearmanr(dbar, acc).statistic
     report = (out / "report.md").read_text()
     row = next(line for line in report.splitlines() if line.startswith("| `effective_depth`"))

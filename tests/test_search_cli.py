@@ -16,8 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import search_spaces
-from nasplug import ArchGraph
+from nasplug import ArchGraph, search_spaces
 from nasplug.cli import main
 from nasplug.optuna import open_storage
 

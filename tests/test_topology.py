@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import scorers
-from search_spaces import NB201Space
+from nasplug import scorers
+from nasplug.search_spaces import NB201Space
 
 
 def test_live_param_cost_is_affine_in_the_built_nb201_networks_flops():

@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
 
 
 def _datasets(text: str | None) -> list[str] | None:
-    from nasplug.benchmarks import canonical_dataset
+    from nasplug.nasbench import canonical_dataset
 
     if text is None:
         return None
@@ -42,7 +42,7 @@ def _datasets(text: str | None) -> list[str] | None:
 def run_convert(args) -> int:
     import time
 
-    from nasplug.benchmarks import BenchmarkTable, load_benchmark
+    from nasplug.nasbench import BenchmarkTable, load_benchmark
 
     wanted = _datasets(args.datasets)
     start = time.perf_counter()
@@ -67,7 +67,7 @@ def run_convert(args) -> int:
 def run_info(args) -> int:
     import numpy as np
 
-    from nasplug.benchmarks import load_benchmark
+    from nasplug.nasbench import load_benchmark
 
     table = load_benchmark(args.file)
     print(f"{args.file}: {len(table):,} cells, arch indices {table.indices.min()}..{table.indices.max()}")

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
 
 def describe(arch) -> dict:
     """Everything ``describe`` reports, as a JSON-ready dict."""
-    import scorers
+    from nasplug import scorers
     from nasplug.graph import ArchGraph
 
     arch = ArchGraph.parse(arch)
@@ -33,11 +33,7 @@ def describe(arch) -> dict:
         "live_edges": len(arch.live_edges()),
         "canonical_form": arch.canonical_form(),
         "canonical_key": arch.canonical_key(),
-        "P": stats.num_paths,
-        "d_bar": stats.mean_depth,
-        "m_bar": stats.effective_width,
-        **{k: v for k, v in stats.as_dict().items()
-           if k not in ("num_paths", "mean_depth", "effective_width")},
+        **stats.as_dict(),
         "scores": {},
         "filters": {},
     }
@@ -54,9 +50,9 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    width = 18
-    for key in ("arch", "nb201", "nodes", "live_edges", "canonical_form", "canonical_key", "P",
-                "d_bar", "m_bar", "max_depth", "sum_depth_cubed", "depth_histogram"):
+    width = 20
+    for key in ("arch", "nb201", "nodes", "live_edges", "canonical_form", "canonical_key", "num_paths",
+                "effective_depth", "effective_width", "max_depth", "sum_depth_cubed", "depth_histogram"):
         value = info[key]
         if isinstance(value, float):
             value = f"{value:.6g}"

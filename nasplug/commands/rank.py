@@ -70,10 +70,10 @@ def run(args) -> int:
 
     import numpy as np
 
-    import scorers
-    import search_spaces
+    from nasplug import search_spaces
     from nasplug.errors import NasplugError
     from nasplug.ranking import rank_aggregate, score_space
+    from nasplug.search import resolve_filter
 
     scorer_names = _names(args.scorers)
     if not scorer_names:
@@ -86,7 +86,7 @@ def run(args) -> int:
 
     table, datasets = None, []
     if args.benchmark:
-        from nasplug.benchmarks import canonical_dataset, load_benchmark
+        from nasplug.nasbench import canonical_dataset, load_benchmark
 
         if not args.out:
             raise NasplugError("--benchmark writes a report: give --out DIR")
@@ -110,8 +110,7 @@ def run(args) -> int:
         print(f"filter {name}: keeps {int(keep.sum()):,} of {n:,} ({keep.mean():.1%})")
         keep_all &= keep
     sort_by = "rank_aggregate" if weights else scorer_names[0]
-    order = [p for p in result.order(sort_by) if keep_all[p]][: args.top] if sort_by in scorer_names \
-        else [p for p in np.lexsort((result.indices, -result.scores[sort_by])) if keep_all[p]][: args.top]
+    order = [p for p in result.order(sort_by) if keep_all[p]][: args.top]
     print(f"\ntop {len(order)} by {sort_by} (passing all filters):")
     shown = [*scorer_names, *(["rank_aggregate"] if weights else [])]
     header = "  ".join(f"{s[:16]:>16}" for s in shown)
@@ -128,10 +127,11 @@ def run(args) -> int:
         path = result.write_csv(f"{args.out}/scores.csv", extra=extra)
         print(f"\nwrote {path}")
     if table is not None:
-        from nasplug.benchmarks.metrics import oriented, spearman_rho
-        from nasplug.benchmarks.report import write_report
+        from nasplug.nasbench.metrics import spearman_rho
+        from nasplug.nasbench.report import write_report
+        from nasplug.scorers import oriented
 
-        filters = {name: scorers.get(name) for name in result.keep}
+        filters = {name: resolve_filter(name, space) for name in result.keep}
         boxes = {name: (f.depth_range, f.width_range) for name, f in filters.items()
                  if hasattr(f, "depth_range") and hasattr(f, "width_range")}
         files = write_report(args.out, space=space, result=result, truths=truths, higher=higher,

@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import scorers
+    from nasplug import scorers
 
     for kind in ("scorer", "filter"):
         print(f"{kind}s:")

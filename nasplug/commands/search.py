@@ -10,10 +10,7 @@ commands with different ``--seed``), and ``optuna-dashboard`` can watch it.
 
 from __future__ import annotations
 
-import sys
-
-SAMPLERS = ("tpe", "random", "cmaes", "gp")
-FILTERS = ("dag_box", "dag_box_authors", "none")
+from nasplug.search.config import PRUNERS, SAMPLERS
 
 
 def add_parser(sub) -> None:
@@ -50,7 +47,7 @@ def add_parser(sub) -> None:
     obj.add_argument("--base-lr", type=float, default=None,
                      help="base LR scaled per cell by the [C24] rule (trainer default 0.1)")
     obj.add_argument("--device", default="auto", help="training device: auto, cpu, cuda")
-    obj.add_argument("--pruner", default="none", choices=["none", "median"],
+    obj.add_argument("--pruner", default="none", choices=PRUNERS,
                      help="Optuna pruner on per-epoch test accuracy while training (default none)")
     st = p.add_argument_group("storage and parallelism")
     st.add_argument("--out", default="results/search", help="output folder (default %(default)s)")
@@ -69,207 +66,36 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-# ---------------------------------------------------------------------- configuration
-def _config(args) -> dict:
-    """Everything a worker needs, as plain data (workers are spawned processes)."""
+# ---------------------------------------------------------------------- running
+def config_from_args(args):
+    """The :class:`~nasplug.search.SearchConfig` of the command line (a user error is one line)."""
     from pathlib import Path
 
     from nasplug.errors import NasplugError
-    from nasplug.optuna.storage import storage_url
+    from nasplug.search import SearchConfig
 
     if args.benchmark and args.objective:
         raise NasplugError("give either --benchmark or --objective, not both")
-    if args.n_trials < 1 or args.jobs < 1:
-        raise NasplugError("--n-trials and --jobs must be at least 1")
-    if args.benchmark:
-        kind = "table"
-        dataset = args.dataset or "cifar10"
-        if not Path(args.benchmark).is_file():
-            raise NasplugError(f"{args.benchmark}: no such file")
-        label = f"table-{dataset}"
-    elif args.objective:
-        kind, dataset, label = "custom", None, "custom-" + args.objective.replace(":", ".")
-    else:
-        kind = "train"
-        dataset = args.dataset or "digits"
-        label = f"train-{dataset}-{args.epochs}ep"
-    direction = "maximize" if kind != "custom" else args.direction
-    filt = (args.filter or "none").strip()
-    name = args.study_name or f"nasplug-{args.space}-{label}-{args.sampler}-{filt}-seed{args.seed}"
-    storage = args.storage or str(Path(args.out) / "study.db")
-    return {
-        "study_name": name, "storage": storage, "storage_url": storage_url(storage), "space": args.space,
-        "sampler": args.sampler, "filter": filt, "scorer": args.scorer, "n_trials": args.n_trials,
-        "objective": kind, "benchmark": args.benchmark, "callable": args.objective,
-        "direction": direction, "dataset": dataset, "data_root": args.data_root,
-        "model": args.model or ("mlp" if dataset in (None, "digits") else "nb201"),
-        "epochs": args.epochs, "base_lr": args.base_lr, "device": args.device, "pruner": args.pruner,
-        "seed": args.seed, "max_tries": args.max_tries, "dedupe": not args.no_dedupe,
-        "timeout": args.timeout, "heartbeat": args.heartbeat, "quiet": args.quiet,
-    }
-
-
-def make_sampler(name: str, seed: int | None):
-    """The base Optuna sampler for ``--sampler``.
-
-    TPE is Optuna's default (multivariate for one objective, so it models the edges jointly). CMA-ES
-    models only numerical parameters: on an all-categorical cell space it samples the edges with its
-    independent sampler (random), so it is meaningful only with extra numerical parameters. The GP
-    sampler handles categoricals (Hamming-type kernel) but costs about a second per trial.
-    """
-    import optuna
-
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        try:
-            import cmaes  # noqa: F401  (Optuna's CMA-ES sampler is built on it)
-        except ImportError:
-            from nasplug.errors import NasplugError
-
-            raise NasplugError("--sampler cmaes needs the 'cmaes' package: pip install cmaes") from None
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
-    raise ValueError(name)
-
-
-def _evaluator(config: dict):
-    from nasplug.optuna import evaluators
-
-    if config["objective"] == "table":
-        return evaluators.table_evaluator(config["benchmark"], config["dataset"], config["space"]), False
-    if config["objective"] == "custom":
-        return evaluators.load_callable(config["callable"]), False
-    return evaluators.train_evaluator(
-        config["dataset"], data_root=config["data_root"], model=config["model"], epochs=config["epochs"],
-        base_lr=config["base_lr"], seed=config["seed"], device=config["device"]), True
-
-
-def _open_study(config: dict, create: bool):
-    import optuna
-
-    from nasplug.optuna import open_storage
-
-    storage = open_storage(config["storage"], heartbeat=config["heartbeat"])
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if config["pruner"] == "median" \
-        else optuna.pruners.NopPruner()
-    if create:
-        study = optuna.create_study(storage=storage, study_name=config["study_name"],
-                                    direction=config["direction"], load_if_exists=True, pruner=pruner)
-    else:
-        study = optuna.load_study(storage=storage, study_name=config["study_name"], pruner=pruner)
-    return study
-
-
-def _worker_seed(config: dict, study, worker: int) -> int:
-    """Reproducible for one process started on a fresh or resumed study; distinct per worker, per
-    resume and — when another process is already searching this study — per process."""
-    import os
-
-    from optuna.trial import TrialState
-
-    from nasplug.optuna.storage import counted_trials
-
-    seed = config["seed"] * 1_000_003 + counted_trials(study) * 7_919 + worker * 104_729
-    if worker == 0 and study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        seed += os.getpid()
-    return seed % (2**31 - 1)
-
-
-def work(config: dict, worker: int = 0) -> int:
-    """One worker: search until the study has ``n_trials`` counted trials. Returns trials it ran."""
-    import logging
-
-    import optuna
-
-    from nasplug.optuna import ArchObjective, PruningSampler, StopAtTrials
-    from nasplug.optuna.storage import counted_trials
-
-    optuna.logging.set_verbosity(logging.WARNING if config["quiet"] else logging.INFO)
-    study = _open_study(config, create=False)
-    remaining = config["n_trials"] - counted_trials(study)
-    if remaining <= 0:
-        return 0
-    seed = _worker_seed(config, study, worker)
-    evaluate, pass_trial = _evaluator(config)
-    sampler = PruningSampler(make_sampler(config["sampler"], seed), filter=config["filter"],
-                             max_tries=config["max_tries"], space=config["space"], seed=seed,
-                             scorer=config["scorer"])
-    study.sampler = sampler
-    # The objective re-checks the filter: a fallback "proposal" or an enqueued cell that fails it
-    # is pruned before training rather than trained.
-    objective = ArchObjective(evaluate, config["space"], filter=sampler.filter, dedupe=config["dedupe"],
-                              pass_trial=pass_trial)
-    before = len(study.get_trials(deepcopy=False))
-    study.optimize(objective, n_trials=remaining, timeout=config["timeout"], catch=objective.catch,
-                   callbacks=[StopAtTrials(config["n_trials"])], gc_after_trial=False)
-    return len(study.get_trials(deepcopy=False)) - before
-
-
-def _spawned(config: dict, worker: int) -> None:
-    work(config, worker)
+    objective = "table" if args.benchmark else "custom" if args.objective else "train"
+    return SearchConfig(
+        space=args.space, objective=objective, benchmark=args.benchmark, callable=args.objective,
+        direction=args.direction, dataset=args.dataset, data_root=args.data_root, model=args.model,
+        epochs=args.epochs, base_lr=args.base_lr, device=args.device, filter=args.filter,
+        scorer=args.scorer, sampler=args.sampler, pruner=args.pruner, n_trials=args.n_trials,
+        timeout=args.timeout, seed=args.seed, max_tries=args.max_tries, dedupe=not args.no_dedupe,
+        storage=args.storage or str(Path(args.out) / "study.db"), study_name=args.study_name,
+        heartbeat=args.heartbeat, jobs=args.jobs, quiet=args.quiet,
+    )
 
 
 def run(args) -> int:
-    import multiprocessing as mp
     from pathlib import Path
 
-    import optuna
+    from nasplug.optuna.runner import run_search
+    from nasplug.optuna.storage import storage_url
 
-    import search_spaces
-    from nasplug.errors import NasplugError
-    from nasplug.optuna import recover_dead_trials
-    from nasplug.optuna.report import write_report
-    from nasplug.optuna.sampler import resolve_filter
-    from nasplug.optuna.storage import counted_trials
-
-    config = _config(args)
-    space = search_spaces.get(config["space"])
-    filt = resolve_filter(config["filter"], space)  # validates the name before any work
-    _evaluator(config) if config["objective"] != "train" else None  # validate files/callables early
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _open_study(config, create=True)
-    stored = study.user_attrs.get("nasplug:config")
-    if stored is None:
-        study.set_user_attr("nasplug:config", {k: v for k, v in config.items() if k != "quiet"})
-    elif any(stored.get(k) != config[k] for k in ("space", "objective", "dataset", "benchmark", "filter")):
-        print(f"nasplug search: warning: study {config['study_name']!r} was created with other "
-              f"settings ({ {k: stored.get(k) for k in ('space', 'objective', 'dataset', 'filter')} })",
-              file=sys.stderr)
-    recovered = recover_dead_trials(study)
-    done = counted_trials(study)
-    kept = f"keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells" \
-        if filt is not None and space.size <= 2_000_000 else ""
-    print(f"study {config['study_name']} in {config['storage_url']}")
-    print(f"space {config['space']} ({space.size:,} cells), sampler {config['sampler']}, filter "
-          f"{config['filter']} {kept}, objective {config['objective']}"
-          + (f" ({config['dataset']})" if config["dataset"] else ""))
-    if recovered:
-        print(f"recovered {len(recovered)} trial(s) whose worker had died: {recovered} (re-enqueued)")
-    if done >= config["n_trials"]:
-        print(f"the study already has {done} trials (asked for {config['n_trials']}); reporting only")
-    elif done:
-        print(f"resuming: {done} trials stored, running up to {config['n_trials'] - done} more")
-    if done < config["n_trials"]:
-        if args.jobs == 1:
-            work(config)
-        else:
-            ctx = mp.get_context("spawn")
-            procs = [ctx.Process(target=_spawned, args=(config, w)) for w in range(args.jobs)]
-            for proc in procs:
-                proc.start()
-            for proc in procs:
-                proc.join()
-            bad = [p.exitcode for p in procs if p.exitcode]
-            if bad:
-                raise NasplugError(f"{len(bad)} worker(s) failed (exit codes {bad})")
-    study = _open_study(config, create=False)
-    summary = write_report(study, Path(args.out), config={k: config[k] for k in (
-        "space", "sampler", "filter", "objective", "dataset", "benchmark", "n_trials", "seed",
-        "storage_url")}, top=max(args.top, 10))
+    config = config_from_args(args)
+    summary = run_search(config, args.out, top=max(args.top, 10))
     print(f"\n{summary.n_trials} trials: {summary.n_evaluated} evaluated, {summary.n_duplicates} "
           f"duplicates reused, {summary.n_pruned} pruned, {summary.n_failed} failed"
           + (f" {summary.fail_reasons}" if summary.fail_reasons else "")
@@ -279,6 +105,6 @@ def run(args) -> int:
         for i, b in enumerate(summary.best[: args.top]):
             print(f"{i + 1:>3}. {b['value']:10.4f}  trial {b['trial']:>4}  {b['arch']}")
     print(f"\nwrote {Path(args.out) / 'summary.md'}, summary.json, history.png, outcomes.png")
-    url = config["storage_url"]
+    url = storage_url(config.storage)
     print(f"dashboard: optuna-dashboard {url[len('journal:'):] if url.startswith('journal:') else url}")
     return 0

@@ -9,7 +9,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    import search_spaces
+    from nasplug import search_spaces
 
     for name, description in search_spaces.available().items():
         size = search_spaces.get(name).size

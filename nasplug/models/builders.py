@@ -3,7 +3,7 @@
 All three put a :class:`~nasplug.models.dag.DAGCell` between a stem and a head and differ only in the
 edge factory. The principled init [C24] is applied at build time (``init="arch_aware"``).
 
-* :func:`build_mlp` — THEORY §1's *theory network*: random linear stem → DAG (param edge = ReLU →
+* :func:`build_mlp` — docs/theory.md §1's *theory network*: random linear stem → DAG (param edge = ReLU →
   Linear, skip and pooling = identity, node = sum) → ReLU → readout. Pooling is the identity because
   the MLP abstraction of [C22]/[C24] treats it as a weight-free linear map.
 * :func:`build_cnn` — the same DAG with ReLU → Conv k×k (→ BN) edges and 3×3 stride-1 average
@@ -14,6 +14,8 @@ edge factory. The principled init [C24] is applied at build time (``init="arch_a
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -48,11 +50,30 @@ def _bn_or_identity(bn: bool, dim: int, features: int) -> nn.Module:
     return nn.BatchNorm1d(features) if dim == 1 else nn.BatchNorm2d(features)
 
 
+def init_network_(arch: ArchGraph, init: str, seed: int | None, *, stem: nn.Module,
+                  body: Sequence[DAGCell | tuple[nn.Module, float]], readout: nn.Module, width: int) -> None:
+    """Apply an init mode to a built network, drawing from one generator in a fixed order: the
+    stem (gain 1: it sees raw inputs), then each DAG cell's edges [C24 eq. 4] or ``(layer, gain)``
+    of the other layers in ``body``, then the readout (μP ``readout_gain / n²`` under the
+    architecture-aware modes, He ``2 / n`` otherwise). ``init="torch"`` keeps PyTorch's init."""
+    if init == "torch":
+        return
+    gen = make_generator(seed)
+    init_layer_(stem, 1.0, generator=gen)
+    for part in body:
+        if isinstance(part, DAGCell):
+            part.init_(init, gen)
+        else:
+            init_layer_(part[0], part[1], generator=gen)
+    num, div = readout_numerator(arch, init, width)
+    init_layer_(readout, num, divisor=div, generator=gen)
+
+
 # ====================================================================== MLP-DAG
 def build_mlp(arch: ArchGraph | str, in_dim: int, width: int, out_dim: int, *,
               init: str = "arch_aware", bias: bool = True, bn: bool = False,
               seed: int | None = None) -> DAGNet:
-    """The theory network of THEORY §1 for an architecture.
+    """The theory network of docs/theory.md §1 for an architecture.
 
     Parameters
     ----------
@@ -81,12 +102,8 @@ def build_mlp(arch: ArchGraph | str, in_dim: int, width: int, out_dim: int, *,
     stem = nn.Sequential(nn.Flatten(), nn.Linear(in_dim, width, bias=bias))
     head = nn.Sequential(nn.ReLU(), nn.Linear(width, out_dim, bias=bias))
     net = DAGNet(stem, DAGCell(arch, make_edge), head, arch)
-    if init != "torch":
-        gen = make_generator(seed)
-        init_layer_(stem[1], 1.0, generator=gen)  # raw inputs: Var = 1 / d, K⁰ = x·x' / d
-        net.cell.init_(init, gen)
-        num, div = readout_numerator(arch, init, width)
-        init_layer_(head[1], num, divisor=div, generator=gen)
+    # the stem sees raw inputs (gain 1: Var = 1 / d, so K⁰ = x·x' / d)
+    init_network_(arch, init, seed, stem=stem[1], body=[net.cell], readout=head[1], width=width)
     return net
 
 
@@ -123,12 +140,7 @@ def build_cnn(arch: ArchGraph | str, in_channels: int, channels: int, num_classe
     head = nn.Sequential(_bn_or_identity(bn, 2, channels), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(channels, num_classes))
     net = DAGNet(stem, DAGCell(arch, make_edge), head, arch)
-    if init != "torch":
-        gen = make_generator(seed)
-        init_layer_(stem[0], 1.0, generator=gen)
-        net.cell.init_(init, gen)
-        num, div = readout_numerator(arch, init, channels)
-        init_layer_(head[-1], num, divisor=div, generator=gen)
+    init_network_(arch, init, seed, stem=stem[0], body=[net.cell], readout=head[-1], width=channels)
     return net
 
 
@@ -230,18 +242,14 @@ def build_nb201(arch: ArchGraph | str, num_classes: int = 10, *, C: int = 16, N:
         if op not in NB201_OPS:
             raise ArchError(f"op {op.name!r} is not a NAS-Bench-201 op (use build_cnn for general DAGs)")
     net = NB201Network(arch, num_classes, C, N, in_channels, bn)
-    if init != "torch":
-        gen = make_generator(seed)
-        init_layer_(net.stem[0], 1.0, generator=gen)
-        for layer in net.cells:
-            if isinstance(layer, DAGCell):
-                layer.init_(init, gen)
-            else:
-                init_layer_(layer.conv_a[1], 2.0, generator=gen)
-                init_layer_(layer.conv_b[1], 2.0, generator=gen)
-                init_layer_(layer.shortcut[1], 1.0, generator=gen)
-        num, div = readout_numerator(arch, init, net.classifier.in_features)
-        init_layer_(net.classifier, num, divisor=div, generator=gen)
+    body: list[DAGCell | tuple[nn.Module, float]] = []
+    for layer in net.cells:
+        if isinstance(layer, DAGCell):
+            body.append(layer)
+        else:  # reduction block: He behind a ReLU, gain 1 for the shortcut that sees none
+            body += [(layer.conv_a[1], 2.0), (layer.conv_b[1], 2.0), (layer.shortcut[1], 1.0)]
+    init_network_(arch, init, seed, stem=net.stem[0], body=body, readout=net.classifier,
+                  width=net.classifier.in_features)
     return net
 
 

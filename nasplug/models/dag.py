@@ -2,7 +2,7 @@
 
 The builders (MLP-DAG, CNN-DAG, NAS-Bench-201 cells) differ only in what an edge computes, so they
 all pass an *edge factory* ``make_edge(edge, op) -> nn.Module`` to the same cell. A node is the sum
-of its incoming edges (THEORY §1); the cell evaluates nodes in topological order and only along
+of its incoming edges (docs/theory.md §1); the cell evaluates nodes in topological order and only along
 *live* edges (those on an input→output path), because the others cannot change the output.
 """
 

@@ -1,7 +1,7 @@
 """Principled initialization applied at build time [C24 eq. 4, App. A].
 
 Every parameterized edge ``(s, t)`` of the DAG gets ``Var W_st = gain_st / fan_in`` with the gains of
-:func:`scorers.hparams.init_gains` (``fan_in`` = ``in_features`` for a linear layer,
+:func:`nasplug.theory.hparams.init_gains` (``fan_in`` = ``in_features`` for a linear layer,
 ``in_channels · k · k`` for a conv). Dividing He's gain 2 by the in-degree of the node keeps the
 pre-activation norm ``E‖z_t‖²/n`` flat along the DAG: a node *sums* its in-edges, so with plain He
 init its variance grows with the number of incoming branches (see ``docs/norm_preservation.md``).
@@ -25,8 +25,9 @@ from torch import nn
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
+from nasplug.theory.hparams import init_gains, readout_gain
 
-#: Init modes of the builders and the :func:`scorers.hparams.init_gains` rule each one uses.
+#: Init modes of the builders and the :func:`nasplug.theory.hparams.init_gains` rule each one uses.
 INIT_MODES: dict[str, str | None] = {
     "arch_aware": "target",  # [C24 App. A]: d_in of the edge's target node (default)
     "arch_aware_source": "source",  # the authors' code: d_in of the source node
@@ -63,7 +64,7 @@ def weight_layer(module: nn.Module) -> nn.Module | None:
 def init_layer_(layer: nn.Module, var_numerator: float, *, divisor: float | None = None,
                 generator: torch.Generator | None = None) -> None:
     """Draw ``W ~ N(0, var_numerator / divisor)`` (``divisor`` defaults to the layer's fan-in) and
-    zero the bias: a zero bias keeps the variance recursion of THEORY §4 exact."""
+    zero the bias: a zero bias keeps the variance recursion of docs/theory.md §4 exact."""
     divisor = float(fan_in(layer)) if divisor is None else float(divisor)
     std = math.sqrt(var_numerator / divisor)
     layer.weight.normal_(0.0, std, generator=generator)
@@ -73,8 +74,6 @@ def init_layer_(layer: nn.Module, var_numerator: float, *, divisor: float | None
 
 def dag_edge_gains(arch: ArchGraph, init: str) -> dict[tuple[int, int], float]:
     """The variance numerator of every parameterized edge for an init mode."""
-    from scorers.hparams import init_gains
-
     rule = INIT_MODES[check_init(init)]
     if rule is None:
         return {}
@@ -84,8 +83,6 @@ def dag_edge_gains(arch: ArchGraph, init: str) -> dict[tuple[int, int], float]:
 def readout_numerator(arch: ArchGraph, init: str, width: int) -> tuple[float, float]:
     """``(numerator, divisor)`` of the readout variance: μP ``readout_gain / n²`` [C24] for the
     architecture-aware modes, He ``2 / n`` otherwise."""
-    from scorers.hparams import readout_gain
-
     if INIT_MODES[check_init(init)] in ("target", "source"):
         return readout_gain(arch), float(width) ** 2
     return 2.0, float(width)

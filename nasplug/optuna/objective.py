@@ -6,14 +6,18 @@ user callable) into an Optuna objective that
 1. suggests a cell with :func:`~nasplug.optuna.suggest_architecture`;
 2. rejects it *before any training* when it fails the filter (:func:`prune_before_training`: the
    proxy is reported at step 0 and :class:`optuna.TrialPruned` raised, so TPE still learns from the
-   rejection) — with :class:`~nasplug.optuna.PruningSampler` this never fires, it is a safety net;
+   rejection) — with :class:`~nasplug.optuna.FilteredSampler` this never fires, it is a safety net;
 3. does not train a cell twice: if a completed trial of the study already evaluated a cell with the
    same :meth:`~nasplug.ArchGraph.canonical_key` (the same function), its value is reused. The cache
    is read from the study's storage (user attributes of completed trials), so it also works across
    processes sharing the storage and across resumed runs;
-4. records a failed evaluation — a :class:`EvaluationFailed` raised by ``evaluate`` (a diverged
-   training) or a non-finite value — as a FAIL trial with its reason in ``nasplug:fail_reason``,
-   and lets the study continue (pass ``catch=objective.catch`` to ``study.optimize``).
+4. records a failed evaluation — a :class:`~nasplug.search.EvaluationFailed` raised by
+   ``evaluate`` (a diverged training) or a non-finite value — as a FAIL trial with its reason in
+   ``nasplug:fail_reason``, and lets the study continue (pass ``catch=objective.catch`` to
+   ``study.optimize``).
+
+It is the Optuna adapter of the framework-neutral core (:mod:`nasplug.search`): evaluators,
+failure reasons, filter resolution and the result cache come from there.
 """
 
 from __future__ import annotations
@@ -21,40 +25,40 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
-from nasplug.optuna.params import (
+from nasplug.optuna.params import suggest_architecture
+from nasplug.optuna.storage import tag_worker
+from nasplug.scorers import oriented
+from nasplug.search import EvaluationFailed, ResultCache, check_value, resolve_filter, resolve_scorer
+from nasplug.search.attrs import (
     ATTR_DUPLICATE_OF,
     ATTR_EVALUATED,
     ATTR_FAIL_REASON,
     ATTR_KEY,
     ATTR_PROXY,
     ATTR_REJECTED_BY,
-    resolve_space,
-    suggest_architecture,
 )
-from nasplug.optuna.sampler import resolve_filter, resolve_scorer
-from nasplug.optuna.storage import tag_worker
+from nasplug.search.evaluation import Report
+from nasplug.search_spaces import ProductSpace, resolve_space
 
-if TYPE_CHECKING:
-    from search_spaces.base import ProductSpace
+__all__ = ["ArchObjective", "DuplicateCache", "EvaluationFailed", "optuna_report", "prune_before_training"]
 
 
-class EvaluationFailed(NasplugError):
-    """An evaluation that produced no usable value (e.g. the training diverged to NaN).
+def optuna_report(trial: optuna.Trial) -> Report:
+    """A core ``report(step, value)`` callback that reports to ``trial`` and raises
+    :class:`optuna.TrialPruned` when the study's pruner says so."""
 
-    ``reason`` is a short machine-readable status (``"diverged"``, ``"error"``) and ``detail`` a
-    human-readable explanation; both end up in the trial's ``nasplug:fail_reason``.
-    """
+    def report(step: int, value: float) -> None:
+        trial.report(float(value), step=int(step))
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned by {type(trial.study.pruner).__name__} after step {step}")
 
-    def __init__(self, reason: str, detail: str = ""):
-        self.reason, self.detail = reason, detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+    return report
 
 
 def prune_before_training(trial: optuna.Trial, arch: ArchGraph | str, filter: Any = "dag_box",
@@ -79,9 +83,10 @@ def prune_before_training(trial: optuna.Trial, arch: ArchGraph | str, filter: An
         proxy = float(scorer.score(arch))
         trial.set_user_attr(ATTR_PROXY, proxy)
         maximize = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
-        oriented = proxy if getattr(scorer, "higher_is_better", True) == maximize else -proxy
-        if math.isfinite(oriented):
-            trial.report(oriented, step=0)
+        # oriented to the study: a maximized study wants the scorer's "better" to be larger
+        toward = float(oriented(proxy, scorer.higher_is_better == maximize))
+        if math.isfinite(toward):
+            trial.report(toward, step=0)
     if filt is not None and not filt.keep(arch):
         trial.set_user_attr(ATTR_REJECTED_BY, getattr(filt, "name", type(filt).__name__))
         raise optuna.TrialPruned(f"{arch} rejected by filter {getattr(filt, 'name', filt)!r} before training")
@@ -89,7 +94,7 @@ def prune_before_training(trial: optuna.Trial, arch: ArchGraph | str, filter: An
 
 
 class DuplicateCache:
-    """Values of already-evaluated cells, keyed by canonical key, read from a study's storage.
+    """The core :class:`~nasplug.search.ResultCache`, fed from a study's storage.
 
     Completed trials carry ``nasplug:key``; the cache ingests them incrementally (trials come back
     ordered by number and a finished trial never changes), so a lookup costs only the trials that
@@ -97,11 +102,12 @@ class DuplicateCache:
     """
 
     def __init__(self) -> None:
-        self._values: dict[str, tuple[int, float]] = {}
+        self.results = ResultCache()
         self._cursor = 0
         self._lock = threading.Lock()
 
     def lookup(self, study: optuna.Study, key: str) -> tuple[int, float] | None:
+        """``(trial number, value)`` of the first completed trial with canonical key ``key``."""
         with self._lock:
             trials = study.get_trials(deepcopy=False)
             cursor, advancing = self._cursor, True
@@ -109,17 +115,18 @@ class DuplicateCache:
                 t = trials[i]
                 if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
                     k = t.user_attrs.get(ATTR_KEY)
-                    if k is not None and k not in self._values:
-                        self._values[k] = (t.number, float(t.values[0]))
+                    if k is not None:
+                        self.results.record(k, t.number, float(t.values[0]))
                 if advancing and t.state.is_finished():
                     cursor = i + 1
                 else:
                     advancing = False
             self._cursor = cursor
-            return self._values.get(key)
+        hit = self.results.lookup(key)
+        return None if hit is None else (hit.trial, hit.value)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"_values": dict(self._values), "_cursor": self._cursor}
+        return {"results": self.results, "_cursor": self._cursor}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -132,9 +139,10 @@ class ArchObjective:
     Parameters
     ----------
     evaluate
-        Called with the :class:`~nasplug.ArchGraph` of each kept, not-yet-seen cell. Raise
-        :class:`EvaluationFailed` for a failed evaluation (diverged training); a NaN/inf return value
-        is treated the same way.
+        Called with the :class:`~nasplug.ArchGraph` of each kept, not-yet-seen cell; returns a float
+        or a :class:`~nasplug.search.Evaluation` (value + attributes stored on the trial). Raise
+        :class:`~nasplug.search.EvaluationFailed` for a failed evaluation (diverged training); a
+        NaN/inf return value is treated the same way.
     space
         Search space (object or name) suggested with :func:`~nasplug.optuna.suggest_architecture`.
     filter, scorer
@@ -145,7 +153,8 @@ class ArchObjective:
         Parameter-name prefix of the architecture.
     pass_trial
         Call ``evaluate(arch, trial)`` instead, so a trainer can report per-epoch values and let an
-        Optuna pruner stop it (raise :class:`optuna.TrialPruned`).
+        Optuna pruner stop it (raise :class:`optuna.TrialPruned`); a core evaluator gets that from
+        ``lambda arch, trial: evaluator(arch, optuna_report(trial))``.
 
     Attributes
     ----------
@@ -157,7 +166,7 @@ class ArchObjective:
 
     catch = (EvaluationFailed,)
 
-    def __init__(self, evaluate: Callable[[ArchGraph], float], space: ProductSpace | str = "nb201", *,
+    def __init__(self, evaluate: Callable[..., Any], space: ProductSpace | str = "nb201", *,
                  filter: Any = None, scorer: Any = None, dedupe: bool = True, prefix: str = "",
                  pass_trial: bool = False):
         self.evaluate = evaluate
@@ -182,14 +191,11 @@ class ArchObjective:
                 return hit[1]
         self.n_evaluations += 1
         try:
-            value = self.evaluate(arch, trial) if self.pass_trial else self.evaluate(arch)
+            result = check_value(self.evaluate(arch, trial) if self.pass_trial else self.evaluate(arch))
         except EvaluationFailed as err:
             trial.set_user_attr(ATTR_FAIL_REASON, str(err))
             raise
-        value = float(value)
-        if not math.isfinite(value):
-            err = EvaluationFailed("diverged", f"evaluation returned {value}")
-            trial.set_user_attr(ATTR_FAIL_REASON, str(err))
-            raise err
+        for key, value in result.attrs.items():
+            trial.set_user_attr(key, value)
         trial.set_user_attr(ATTR_EVALUATED, True)
-        return value
+        return result.value

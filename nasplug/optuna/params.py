@@ -1,10 +1,10 @@
 """Define-by-run architecture parameters: one Optuna categorical per edge of a product space.
 
-Every space in :mod:`search_spaces` is a product space (each edge ``(s, t)`` independently takes one
+Every space in :mod:`nasplug.search_spaces` is a product space (each edge ``(s, t)`` independently takes one
 op), so the natural Optuna encoding is one :class:`~optuna.distributions.CategoricalDistribution` per
 edge, named ``edge_{s}_{t}`` (optionally behind a prefix when one trial suggests several cells), with
 the op *names* as choices. Names and choices are stable, which is what lets Optuna's samplers share
-history across trials, processes and resumed runs, and lets :class:`~nasplug.optuna.PruningSampler`
+history across trials, processes and resumed runs, and lets :class:`~nasplug.optuna.FilteredSampler`
 recognise the architecture part of a trial.
 """
 
@@ -15,35 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
+from nasplug.search.attrs import ATTR_ARCH, ATTR_KEY
+from nasplug.search_spaces import ProductSpace, resolve_space
 
-if TYPE_CHECKING:  # optuna and the spaces are imported lazily so `import nasplug.optuna` stays cheap
+if TYPE_CHECKING:  # optuna is imported lazily so that `import nasplug.optuna.params` stays cheap
     import optuna
-
-    from search_spaces.base import ProductSpace
-
-#: User-attribute keys written on trials (shared by the sampler, the objective and the CLI report).
-ATTR_ARCH = "nasplug:arch"
-ATTR_KEY = "nasplug:key"
-ATTR_EVALUATED = "nasplug:evaluated"
-ATTR_DUPLICATE_OF = "nasplug:duplicate_of"
-ATTR_FAIL_REASON = "nasplug:fail_reason"
-ATTR_REJECTED_BY = "nasplug:rejected_by"
-ATTR_PROXY = "nasplug:proxy"
-ATTR_TRIES = "nasplug:filter_tries"
-ATTR_FALLBACK = "nasplug:filter_fallback"
-ATTR_REJECTED_PROPOSAL = "nasplug:rejected_proposal"
-ATTR_RETRY_OF = "nasplug:retry_of"
-
-
-def resolve_space(space: ProductSpace | str) -> ProductSpace:
-    """A :class:`~search_spaces.base.ProductSpace` from itself or its name (``nb201``, ``dag:5``)."""
-    if isinstance(space, str):
-        import search_spaces
-
-        return search_spaces.get(space)
-    if not hasattr(space, "pairs") or not hasattr(space, "ops"):
-        raise NasplugError(f"{space!r} is not a product search space (need .pairs and .ops)")
-    return space
 
 
 def param_name(source: int, target: int, prefix: str = "") -> str:
@@ -66,7 +42,7 @@ def suggest_architecture(trial: optuna.Trial, space: ProductSpace | str = "nb201
     """Suggest one architecture of ``space`` in a define-by-run objective.
 
     One ``suggest_categorical`` per edge (names ``edge_{s}_{t}``, op names as choices), so any
-    Optuna sampler can search the space, and :class:`~nasplug.optuna.PruningSampler` can sample the
+    Optuna sampler can search the space, and :class:`~nasplug.optuna.FilteredSampler` can sample the
     edges *jointly* and reject cells that fail a topology filter before they reach the objective.
 
     The chosen cell is also written to the trial's user attributes (``nasplug:arch``, its NB201 or DAG

@@ -16,7 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from nasplug.optuna.params import (
+from nasplug.plotting import pyplot
+from nasplug.search.attrs import (
     ATTR_ARCH,
     ATTR_DUPLICATE_OF,
     ATTR_EVALUATED,
@@ -145,18 +146,9 @@ def write_report(study: optuna.Study, out: str | Path, config: dict[str, Any] | 
     return summary
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_history(summary: SearchSummary, path: Path) -> None:
     """Objective value of every completed trial and the best so far, by trial number."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     h = summary.history
     if h:
@@ -183,7 +175,7 @@ def plot_history(summary: SearchSummary, path: Path) -> None:
 
 def plot_outcomes(summary: SearchSummary, path: Path) -> None:
     """Where the search effort went: rejected proposals vs pruned, failed, duplicate, evaluated."""
-    plt = _plt()
+    plt = pyplot()
     labels = ["rejected\nproposals", "pruned\ntrials", "failed\ntrials", "duplicates\n(reused)",
               "evaluated\ntrials"]
     values = [summary.n_rejected_proposals, summary.n_pruned, summary.n_failed, summary.n_duplicates,

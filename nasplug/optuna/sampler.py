@@ -4,7 +4,7 @@ Design
 ------
 Optuna samples a trial's parameters one ``suggest_*`` call at a time, but a topology filter (the
 [C22 §5.3] box on effective depth and width) is a property of the *whole* cell: no single edge can be
-judged alone. :class:`PruningSampler` therefore draws the architecture **jointly**, the first time
+judged alone. :class:`FilteredSampler` therefore draws the architecture **jointly**, the first time
 the trial asks for any of its edges, and answers every later edge of that trial from the accepted
 cell:
 
@@ -39,6 +39,7 @@ any objective.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -50,168 +51,19 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
-from nasplug.optuna.params import (
-    ATTR_FALLBACK,
-    ATTR_PROXY,
-    ATTR_REJECTED_PROPOSAL,
-    ATTR_TRIES,
-    arch_distributions,
-    resolve_space,
-)
-from scorers.base import oriented
+from nasplug.optuna.params import arch_distributions
+from nasplug.scorers import oriented
+from nasplug.search import KeepMask, resolve_filter, resolve_scorer
+from nasplug.search.attrs import ATTR_FALLBACK, ATTR_PROXY, ATTR_REJECTED_PROPOSAL, ATTR_TRIES
+from nasplug.search_spaces import ProductSpace, resolve_space
 
 if TYPE_CHECKING:
     from optuna.study import Study
 
-    from search_spaces.base import ProductSpace
-
-#: Spaces up to this size get a precomputed keep-mask (fast lookups, exact nearest/uniform fallback).
-MASK_LIMIT = 2_000_000
-
 FALLBACKS = ("nearest", "uniform", "proposal")
 
 
-def resolve_filter(filter: Any, space: ProductSpace | str) -> Any:
-    """A filter object from itself, ``None``/``"none"`` (no filter) or a registered name.
-
-    Names whose factory takes a ``space`` (like ``dag_box``, fitted on the space) get the space.
-    """
-    if filter is None or (isinstance(filter, str) and filter.lower() in ("", "none")):
-        return None
-    if not isinstance(filter, str):
-        if not hasattr(filter, "keep_many"):
-            raise NasplugError(f"{filter!r} is not a filter (needs keep/keep_many)")
-        return filter
-    import scorers
-
-    filters = scorers.available("filter")
-    if filter not in filters:
-        raise NasplugError(f"unknown filter {filter!r}; available: {', '.join(filters)} or none")
-    try:
-        return scorers.get(filter, space=space)
-    except NasplugError:
-        return scorers.get(filter)
-
-
-def resolve_scorer(scorer: Any) -> Any:
-    """A scorer object from itself, ``None`` or a registered name."""
-    if scorer is None or isinstance(scorer, str) and scorer.lower() in ("", "none"):
-        return None
-    if isinstance(scorer, str):
-        import scorers
-
-        return scorers.get(scorer)
-    return scorer
-
-
-class ArchFilterIndex:
-    """Fast filter decisions over a product space, by mixed-radix index.
-
-    For spaces up to :data:`MASK_LIMIT` cells the whole keep-mask is computed once with the filter's
-    vectorized ``keep_many`` (15,625 NB201 cells: ~10 ms), which also makes the ``nearest`` and
-    ``uniform`` fallbacks exact. Larger spaces ask the filter per cell and search locally.
-    """
-
-    def __init__(self, space: ProductSpace, filter: Any):
-        self.space, self.filter = space, filter
-        self._mask: np.ndarray | None = None
-        self._passing: np.ndarray | None = None
-        self._lock = threading.Lock()
-        self.base = len(space.ops)
-        self.powers = self.base ** np.arange(len(space.pairs) - 1, -1, -1, dtype=object)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_lock": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
-
-    @property
-    def exact(self) -> bool:
-        return self.space.size <= MASK_LIMIT
-
-    def _ensure_mask(self) -> None:
-        with self._lock:
-            if self._mask is None:
-                mask = np.asarray(self.filter.keep_many(self.space.batch()), dtype=bool)
-                self._passing = np.flatnonzero(mask)
-                self._mask = mask
-
-    def index(self, digits: Sequence[int]) -> int:
-        return int(sum(int(d) * int(p) for d, p in zip(digits, self.powers)))
-
-    def keep(self, digits: Sequence[int]) -> bool:
-        if self.filter is None:
-            return True
-        if self.exact:
-            self._ensure_mask()
-            return bool(self._mask[self.index(digits)])
-        return bool(self.filter.keep(self.space.from_digits(digits)))
-
-    def any_passing(self) -> bool:
-        if self.filter is None:
-            return True
-        if self.exact:
-            self._ensure_mask()
-            return len(self._passing) > 0
-        return True  # unknown without enumerating; the local search below reports failure
-
-    def nearest(self, digits: Sequence[int], rng: np.random.Generator) -> tuple[int, ...] | None:
-        """A passing cell at the smallest Hamming distance from ``digits`` (ties at random)."""
-        digits = np.asarray(digits, dtype=np.int64)
-        if self.exact:
-            self._ensure_mask()
-            if len(self._passing) == 0:
-                return None
-            candidates = self.space.digit_matrix(self._passing)
-            distance = (candidates != digits[None, :]).sum(axis=1)
-            best = np.flatnonzero(distance == distance.min())
-            return tuple(int(d) for d in candidates[rng.choice(best)])
-        # Large space: all cells at distance 1, then random cells at distance 2, then uniform.
-        for radius, n_samples in ((1, None), (2, 4000)):
-            cells = self._ball(digits, radius, n_samples, rng)
-            if cells:
-                keep = np.asarray(self.filter.keep_many([self.space.from_digits(c) for c in cells]))
-                if keep.any():
-                    return cells[int(rng.choice(np.flatnonzero(keep)))]
-        return self.uniform(rng)
-
-    def _ball(self, digits: np.ndarray, radius: int, n_samples: int | None,
-              rng: np.random.Generator) -> list[tuple[int, ...]]:
-        n_edges, out = len(digits), []
-        if radius == 1:
-            for e in range(n_edges):
-                for d in range(self.base):
-                    if d != digits[e]:
-                        cell = digits.copy()
-                        cell[e] = d
-                        out.append(tuple(int(x) for x in cell))
-            return out
-        for _ in range(n_samples or 0):
-            cell = digits.copy()
-            for e in rng.choice(n_edges, size=min(radius, n_edges), replace=False):
-                cell[e] = (cell[e] + rng.integers(1, self.base)) % self.base
-            out.append(tuple(int(x) for x in cell))
-        return out
-
-    def uniform(self, rng: np.random.Generator, max_draws: int = 20_000) -> tuple[int, ...] | None:
-        """A uniformly drawn passing cell (rejection sampling on large spaces)."""
-        if self.exact:
-            self._ensure_mask()
-            if len(self._passing) == 0:
-                return None
-            return self.space.digits(int(rng.choice(self._passing)))
-        n_edges = len(self.space.pairs)
-        for _ in range(0, max_draws, 1000):
-            block = rng.integers(self.base, size=(1000, n_edges))
-            keep = np.asarray(self.filter.keep_many([self.space.from_digits(r) for r in block.tolist()]))
-            if keep.any():
-                return tuple(int(x) for x in block[int(np.flatnonzero(keep)[0])])
-        return None
-
-
-class PruningSampler(BaseSampler):
+class FilteredSampler(BaseSampler):
     """Wrap any Optuna sampler so that architectures failing a filter are re-drawn, never trained.
 
     Parameters
@@ -251,8 +103,8 @@ class PruningSampler(BaseSampler):
     Examples
     --------
     >>> import optuna
-    >>> from nasplug.optuna import PruningSampler, suggest_architecture
-    >>> sampler = PruningSampler(optuna.samplers.TPESampler(seed=0), filter="dag_box", space="nb201")
+    >>> from nasplug.optuna import FilteredSampler, suggest_architecture
+    >>> sampler = FilteredSampler(optuna.samplers.TPESampler(seed=0), filter="dag_box", space="nb201")
     >>> study = optuna.create_study(direction="maximize", sampler=sampler)
     >>> study.optimize(lambda t: suggest_architecture(t, "nb201").path_stats().num_paths, n_trials=5)
     """
@@ -293,7 +145,7 @@ class PruningSampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._dists = arch_distributions(self._space, prefix)
         self._choices = [tuple(d.choices) for d in self._dists.values()]
-        self._index = ArchFilterIndex(self._space, self._filter)
+        self._index = KeepMask(self._space, self._filter)
         # Accepted architectures of trials in progress, by trial id: the joint draw happens on the
         # first edge and every other edge of the trial is answered from it.
         self._pending: dict[int, dict[str, Any]] = {}
@@ -318,7 +170,7 @@ class PruningSampler(BaseSampler):
 
     def __str__(self) -> str:
         name = getattr(self._filter, "name", "none") if self._filter is not None else "none"
-        return f"PruningSampler({self._base}, filter={name})"
+        return f"FilteredSampler({self._base}, filter={name})"
 
     def __getstate__(self) -> dict[str, Any]:  # picklable for multiprocessing (locks are not)
         state = self.__dict__.copy()
@@ -471,6 +323,17 @@ class PruningSampler(BaseSampler):
         if self._scorer is None or len(passing) == 1:
             return passing[0]
         archs: list[ArchGraph] = [self._space.from_digits(d) for d, _ in passing]
-        scores = oriented(self._scorer, self._scorer.score_many(archs))
+        scores = oriented(self._scorer.score_many(archs), self._scorer.higher_is_better)
         scores = np.where(np.isfinite(scores), scores, -np.inf)
         return passing[int(np.argmax(scores))]
+
+
+class PruningSampler(FilteredSampler):
+    """Deprecated alias of :class:`FilteredSampler` (renamed in 0.2: an Optuna *pruner* stops a
+    running trial, while this sampler rejects proposals before they become trials)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        warnings.warn("nasplug.optuna.PruningSampler is deprecated: use FilteredSampler (same "
+                      "arguments); the alias will be removed in the next release",
+                      FutureWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)

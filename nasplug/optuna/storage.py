@@ -24,7 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nasplug.errors import NasplugError
-from nasplug.optuna.params import ATTR_FAIL_REASON, ATTR_RETRY_OF
+from nasplug.search.attrs import ATTR_FAIL_REASON, ATTR_RETRY_OF
 
 WORKER_ATTR = "nasplug:worker"
 #: Reason recorded on trials whose worker process died; such trials do not count towards budgets.

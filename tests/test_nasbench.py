@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import search_spaces
-from nasplug.benchmarks import NB201_SIZE, load_benchmark
-from nasplug.benchmarks.analysis import filter_stats, random_search, score_guided_search
-from nasplug.benchmarks.metrics import (
+from nasplug import search_spaces
+from nasplug.errors import DataError
+from nasplug.nasbench import NB201_SIZE, load_benchmark
+from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
+from nasplug.nasbench.metrics import (
     filter_point,
     kendall_tau,
     pessimistic_rank,
@@ -31,7 +32,6 @@ from nasplug.benchmarks.metrics import (
     spearman_rho,
     top_k_precision,
 )
-from nasplug.errors import DataError
 
 ARCHS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",

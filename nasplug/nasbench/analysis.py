@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nasplug.benchmarks.metrics import filter_point, resolve_k
+from nasplug.nasbench.metrics import filter_point, resolve_k
 
 
 @dataclass(frozen=True)

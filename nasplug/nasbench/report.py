@@ -21,15 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
-from nasplug.benchmarks.analysis import filter_stats, random_search, score_guided_search
-from nasplug.benchmarks.metrics import (
+from nasplug import scorers
+from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
+from nasplug.nasbench.metrics import (
     filter_point,
-    oriented,
     prefilter_curve,
     rank_quality,
     resolve_k,
 )
-from nasplug.benchmarks.table import SHORT_NAMES
+from nasplug.nasbench.table import SHORT_NAMES
+from nasplug.plotting import pyplot
+from nasplug.scorers import oriented
 
 KS: tuple[int | str, ...] = (1, 10, "1%")
 BUDGETS = (10, 30, 100, 300, 1000)
@@ -100,19 +102,10 @@ def _pct(x: float, digits: int = 1) -> str:
 
 
 # ---------------------------------------------------------------------- figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_scatter(path: Path, scores: dict[str, np.ndarray], truth: np.ndarray,
                  higher: dict[str, bool], dataset: str) -> Path:
     """Score vs accuracy, one panel per scorer, ρ and τ in the panel titles."""
-    plt = _plt()
+    plt = pyplot()
     names = list(scores)[:9]
     ncols = min(3, len(names))
     nrows = -(-len(names) // ncols)
@@ -143,7 +136,7 @@ def plot_dmap(path: Path, depth: np.ndarray, width: np.ndarray, truth: np.ndarra
               boxes: dict[str, tuple[tuple[float, float], tuple[float, float]]], dataset: str) -> Path:
     """[C22] Fig. 5: each (d̄, m̄) value as a dot coloured by the mean accuracy of its cells,
     dot area by how many cells share it, with the filter boxes drawn."""
-    plt = _plt()
+    plt = pyplot()
     from matplotlib.patches import Rectangle
 
     ok = np.isfinite(truth)
@@ -179,7 +172,7 @@ def plot_prefilter(path: Path, scores: dict[str, np.ndarray], truth: np.ndarray,
                    higher: dict[str, bool], keeps: dict[str, np.ndarray], dataset: str,
                    ks: Sequence[int | str] = KS) -> Path:
     """Fraction of the true top-k kept vs fraction of the space pruned, one panel per k."""
-    plt = _plt()
+    plt = pyplot()
     n = int(np.isfinite(truth).sum())
     fig, axes = plt.subplots(1, len(ks), figsize=(5.2 * len(ks), 4.3), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -229,8 +222,6 @@ def write_report(out: str | Path, *, space, result, truths: dict[str, np.ndarray
     -------
     The written files by role (``"markdown"``, ``"html"``, ``"scatter_<dataset>"``, ...).
     """
-    import scorers
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

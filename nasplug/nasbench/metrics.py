@@ -9,7 +9,7 @@ matters is whether the very best cells survive. :func:`top_k_precision` and
 Conventions shared by every function here:
 
 * ``scores`` are oriented so that **higher is better** (negate a lower-is-better scorer first, see
-  :func:`oriented`); ``truth`` is an accuracy (higher is better).
+  :func:`nasplug.scorers.oriented`); ``truth`` is an accuracy (higher is better).
 * Pairs where either value is NaN are dropped (a cell missing from the benchmark, or a scorer that
   could not score it), so callers can pass aligned arrays as they are.
 * Ties in the score are resolved **pessimistically** for the pre-filter metrics: to be sure of
@@ -35,12 +35,6 @@ def _finite_pairs(scores: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np
                          f"and {truth.shape}")
     ok = np.isfinite(scores) & np.isfinite(truth)
     return scores[ok], truth[ok]
-
-
-def oriented(scores: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    """``scores`` as a float array where larger means better (negated when lower is better)."""
-    values = np.asarray(scores, dtype=np.float64)
-    return values if higher_is_better else -values
 
 
 def kendall_tau(scores: np.ndarray, truth: np.ndarray) -> float:

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from nasplug.benchmarks.table import DATASETS, KEY_COLUMNS, BenchmarkTable, _parquet_engine
 from nasplug.errors import DataError
+from nasplug.nasbench.table import DATASETS, KEY_COLUMNS, BenchmarkTable, _parquet_engine
 
 #: Number of cells of NAS-Bench-201 (5 ops on 6 edges).
 NB201_SIZE = 15_625
@@ -97,7 +97,7 @@ def _float(text: str, where: str) -> float:
 
 def _check_archs(table: BenchmarkTable) -> BenchmarkTable:
     """Map every arch string to the NB201 space now, so bad strings fail at load time."""
-    import search_spaces
+    from nasplug import search_spaces
 
     table.space_indices(search_spaces.get("nb201"))
     return table
@@ -326,7 +326,7 @@ def load_official(source: str | Path | Mapping[str, Any], *, datasets: Iterable[
 
 
 def _dataset_name(name: str) -> str:
-    from nasplug.benchmarks.table import canonical_dataset
+    from nasplug.nasbench.table import canonical_dataset
 
     return canonical_dataset(name)
 

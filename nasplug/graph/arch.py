@@ -1,0 +1,276 @@
+"""Architectures as DAGs: :class:`ArchGraph`, an immutable DAG with its codecs and canonical form.
+
+An architecture is a DAG over nodes ``0..H`` in topological order: node 0 is the input, node H the
+output, every node is the *sum* of its incoming edges, and every edge ``(s, t)``, ``s < t``, carries
+one op from :mod:`nasplug.ops`. Zero edges are simply absent. This is the abstraction of both
+[C22] (W. Chen et al., *Deep Architecture Connectivity Matters for Its Convergence*, NeurIPS 2022)
+and [C24] (W. Chen et al., *Principled Architecture-aware Scaling of Hyperparameters*, ICLR 2024).
+
+Everything in this package is pure Python + numpy + networkx, so ``import nasplug`` stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from nasplug.errors import ArchError
+from nasplug.graph import codecs
+from nasplug.graph.batch import ArchBatch
+from nasplug.graph.paths import PathStats, depth_histograms, live_edge_mask
+from nasplug.ops import DAG_CODE_OPS, ZERO, Op, get_op
+
+
+class ArchGraph:
+    """An immutable architecture DAG.
+
+    Parameters
+    ----------
+    n_nodes
+        Number of nodes ``H + 1`` (at least 2: input and output).
+    edges
+        Mapping ``(source, target) -> op`` (an :class:`~nasplug.ops.Op` or op name) with
+        ``0 <= source < target < n_nodes``. Zero ops may be given; they are dropped.
+
+    Examples
+    --------
+    >>> arch = ArchGraph.parse("2_21_112")
+    >>> arch.path_stats().effective_depth
+    1.25
+    >>> ArchGraph(3, {(0, 1): "linear", (1, 2): "linear", (0, 2): "skip"}).to_dag_code()
+    '2_12'
+    """
+
+    __slots__ = ("_n_nodes", "_edges")
+
+    def __init__(self, n_nodes: int, edges: Mapping[tuple[int, int], Op | str]):
+        if not isinstance(n_nodes, (int, np.integer)) or n_nodes < 2:
+            raise ArchError(f"an architecture needs at least 2 nodes (input, output), got {n_nodes!r}")
+        clean: dict[tuple[int, int], Op] = {}
+        for (s, t), op in edges.items():
+            if not (0 <= s < t < n_nodes):
+                raise ArchError(
+                    f"edge ({s}, {t}) is invalid for {n_nodes} nodes: need 0 <= source < target < "
+                    f"{n_nodes} (nodes are in topological order, so a backward edge would be a cycle)"
+                )
+            op = op if isinstance(op, Op) else get_op(op)
+            if not op.is_zero:
+                clean[(int(s), int(t))] = op
+        self._n_nodes = int(n_nodes)
+        self._edges = tuple(sorted(clean.items()))
+
+    # ------------------------------------------------------------------ basic accessors
+    @property
+    def n_nodes(self) -> int:
+        return self._n_nodes
+
+    @property
+    def output(self) -> int:
+        return self._n_nodes - 1
+
+    @property
+    def edge_items(self) -> tuple[tuple[tuple[int, int], Op], ...]:
+        """The non-zero edges as a sorted tuple of ``((source, target), Op)`` (no copy)."""
+        return self._edges
+
+    @property
+    def edges(self) -> dict[tuple[int, int], Op]:
+        """The non-zero edges, ``{(source, target): Op}``, sorted."""
+        return dict(self._edges)
+
+    def op(self, source: int, target: int) -> Op:
+        """The op on an edge (:data:`~nasplug.ops.ZERO` when absent)."""
+        return self.edges.get((source, target), ZERO)
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """A frozen ``networkx.DiGraph`` of the non-zero edges; the ``op`` attribute holds the op name."""
+        g = nx.DiGraph()
+        g.add_nodes_from(range(self._n_nodes))
+        g.add_edges_from((s, t, {"op": op.name}) for (s, t), op in self._edges)
+        return nx.freeze(g)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ArchGraph)
+            and self._n_nodes == other._n_nodes
+            and self._edges == other._edges
+        )
+
+    def __hash__(self) -> int:
+        return hash((self._n_nodes, self._edges))
+
+    def __reduce__(self):  # compact pickles for multiprocessing / Ray
+        return (ArchGraph, (self._n_nodes, {e: op.name for e, op in self._edges}))
+
+    def __str__(self) -> str:
+        if all(op in DAG_CODE_OPS for _, op in self._edges):
+            return self.to_dag_code()
+        return self.to_nb201()
+
+    def __repr__(self) -> str:
+        return f"ArchGraph.parse({str(self)!r})"
+
+    # ------------------------------------------------------------------ parsing
+    @classmethod
+    def parse(cls, arch: str | Sequence[int] | ArchGraph) -> ArchGraph:
+        """Parse any supported encoding.
+
+        Accepts an NB201 string (``|nor_conv_3x3~0|+|...|``), a [C22] DAG code (``2_21_112``), a
+        NASLib op-index tuple (``(4, 3, 3, 3, 2, 3)``, as a tuple or its text), or an ArchGraph.
+        """
+        if isinstance(arch, ArchGraph):
+            return arch
+        if isinstance(arch, (tuple, list, np.ndarray)):
+            return cls.from_naslib(arch)
+        if not isinstance(arch, str):
+            raise ArchError(f"cannot parse an architecture from {type(arch).__name__}")
+        text = arch.strip()
+        if not text:
+            raise ArchError("empty architecture string")
+        if text.startswith("|"):
+            return cls.from_nb201(text)
+        if text[0] in "([":
+            return cls.from_naslib(codecs.parse_int_tuple(text))
+        if text[0].isdigit():
+            return cls.from_dag_code(text)
+        raise ArchError(
+            f"unrecognised architecture {text!r}: expected an NB201 string '|op~0|+|op~0|op~1|+...', "
+            "a DAG code like '2_21_112' or a NASLib tuple like '(4, 3, 3, 3, 2, 3)'"
+        )
+
+    @classmethod
+    def from_nb201(cls, text: str) -> ArchGraph:
+        """Parse an NB201 string: group ``j`` lists the inputs ``op~source`` of node ``j``."""
+        return cls(*codecs.parse_nb201(text))
+
+    @classmethod
+    def from_dag_code(cls, code: str) -> ArchGraph:
+        """Parse a [C22] DAG code: ``_``-separated groups, group ``j`` has one digit per source
+        ``0..j-1`` (0 zero, 1 skip, 2 linear). ``2_02_002`` is a 3-layer chain."""
+        return cls(*codecs.parse_dag_code(code))
+
+    @classmethod
+    def from_naslib(cls, ops: Sequence[int]) -> ArchGraph:
+        """Parse NASLib's NB201 op-index tuple (0 skip, 1 none, 2 conv3x3, 3 conv1x1, 4 avgpool),
+        positions = edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) of NASLib's 1-based nodes."""
+        return cls(*codecs.parse_naslib(ops))
+
+    @classmethod
+    def from_networkx(cls, graph: nx.DiGraph, op_attr: str = "op") -> ArchGraph:
+        """Build from any user DAG whose edges carry an op name (or :class:`Op`) in ``op_attr``.
+
+        Node labels may be anything hashable; nodes are renumbered in a topological order (ties
+        broken by label). The DAG must be acyclic with exactly one source (the input) and one sink
+        (the output); edges with the zero op count for that structure, so a node that only receives
+        zero edges is an allowed dead node rather than a second input.
+        """
+        if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
+            raise ArchError("from_networkx needs a networkx.DiGraph (one op per edge)")
+        if graph.number_of_nodes() < 2:
+            raise ArchError("an architecture needs at least 2 nodes (input, output)")
+        try:
+            cycle = nx.find_cycle(graph)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            raise ArchError(f"the graph has a cycle: {' -> '.join(str(u) for u, _ in cycle)}")
+        sources = [v for v in graph if graph.in_degree(v) == 0]
+        sinks = [v for v in graph if graph.out_degree(v) == 0]
+        if len(sources) != 1 or len(sinks) != 1:
+            raise ArchError(
+                f"an architecture needs exactly one input (no in-edges) and one output (no "
+                f"out-edges); got inputs {sources} and outputs {sinks}"
+            )
+        order = list(nx.lexicographical_topological_sort(graph, key=str))
+        index = {v: i for i, v in enumerate(order)}
+        edges = {}
+        for u, v, data in graph.edges(data=True):
+            if op_attr not in data:
+                raise ArchError(f"edge {u!r} -> {v!r} has no {op_attr!r} attribute")
+            edges[(index[u], index[v])] = data[op_attr]
+        return cls(len(order), edges)
+
+    # ------------------------------------------------------------------ encoding
+    def to_nb201(self) -> str:
+        """The NB201 string, listing every source of every node (``none`` for zero edges)."""
+        return codecs.format_nb201(self._n_nodes, self.edges)
+
+    def to_dag_code(self) -> str:
+        """The [C22] DAG code; only for zero/skip/linear ops (see :meth:`abstract` for others)."""
+        return codecs.format_dag_code(self._n_nodes, self.edges)
+
+    def to_naslib(self) -> tuple[int, ...]:
+        """NASLib's op-index tuple; only for 4-node cells with NB201 ops."""
+        return codecs.format_naslib(self._n_nodes, self.edges, str(self))
+
+    def abstract(self) -> ArchGraph:
+        """The MLP abstraction used by the theory network: every parameterized op becomes
+        ``linear`` and every non-parameterized op (pooling) becomes ``skip`` [C22, C24]."""
+        ops = {"param": DAG_CODE_OPS[2], "pool": DAG_CODE_OPS[1], "skip": DAG_CODE_OPS[1]}
+        return ArchGraph(self._n_nodes, {e: ops[op.role] for e, op in self._edges})
+
+    # ------------------------------------------------------------------ semantics
+    def live_edges(self) -> dict[tuple[int, int], Op]:
+        """Edges on at least one input→output path; the others cannot affect the output."""
+        batch = ArchBatch.from_archs([self])
+        live = {p for p, keep in zip(batch.pairs, live_edge_mask(batch)[0]) if keep}
+        return {e: op for e, op in self._edges if e in live}
+
+    def _canonical_terms(self, leaf: str, combine) -> Any:
+        """Bottom-up canonical expression of the output node.
+
+        A node is a multiset of terms (sums are commutative and associative); a skip edge adds its
+        source's terms unchanged (skips are transparent); any other op adds one term
+        ``combine(op, source)``. Dead edges never reach the output's expression.
+        """
+        terms: list[list[str]] = [[leaf]] + [[] for _ in range(self._n_nodes - 1)]
+        value: list[str | None] = [None] * self._n_nodes
+        for (s, t), op in self._edges:
+            if not terms[s]:
+                continue  # a node with no path from the input is zero
+            if op.is_skip:
+                terms[t].extend(terms[s])
+            else:
+                if value[s] is None:
+                    value[s] = combine(None, sorted(terms[s]))
+                terms[t].append(combine(op.name, value[s]))
+        return sorted(terms[self.output])
+
+    def canonical_form(self) -> str:
+        """A readable canonical expression of the output, e.g. ``nor_conv_3x3(x)+x``; ``0`` when
+        no path reaches the output. Its length can grow exponentially with the DAG's size."""
+
+        def combine(op, inner):
+            return "+".join(inner) if op is None else f"{op}({inner})"
+
+        return "+".join(self._canonical_terms("x", combine)) or "0"
+
+    def canonical_key(self) -> str:
+        """A compact key, equal exactly for architectures that compute the same function (up to
+        the weights): the digest of :meth:`canonical_form`'s structure, built bottom-up so its
+        cost stays linear in the number of edges."""
+
+        def digest(text: str) -> str:
+            return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+        def combine(op, inner):
+            return digest("+".join(inner)) if op is None else digest(f"{op}({inner})")
+
+        return digest("+".join(self._canonical_terms(digest("x"), combine)))
+
+    def path_stats(self) -> PathStats:
+        """Path statistics of [C22 §4] by dynamic programming, with exact integer counts."""
+        hist = depth_histograms(ArchBatch.from_archs([self]), dtype=object)[0]
+        return PathStats.from_histogram(hist)
+
+
+def as_batch(archs: Iterable[ArchGraph | str] | ArchBatch) -> ArchBatch:
+    """Accept an :class:`ArchBatch`, or any iterable of architectures (or their encodings)."""
+    if isinstance(archs, ArchBatch):
+        return archs
+    return ArchBatch.from_archs(ArchGraph.parse(a) for a in archs)

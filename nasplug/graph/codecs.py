@@ -1,0 +1,150 @@
+"""Text and tuple encodings of architectures: NB201 strings, [C22] DAG codes, NASLib tuples.
+
+Each ``parse_*`` returns ``(n_nodes, edges)`` with ``edges = {(source, target): Op}`` and raises
+:class:`~nasplug.errors.ArchError` naming the position of the problem; each ``format_*`` is its
+inverse. :class:`~nasplug.ArchGraph` wraps them (``ArchGraph.parse``, ``to_nb201``, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from nasplug.errors import ArchError
+from nasplug.ops import DAG_CODE_OPS, NASLIB_OPS, ZERO, Op, get_op
+
+Edges = dict[tuple[int, int], Op]
+
+#: NASLib's order of the six NB201 edges, as (source, target) with 0-based nodes.
+NASLIB_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+
+_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)~(\d+)")
+
+
+def parse_nb201(text: str) -> tuple[int, Edges]:
+    """An NB201 string: group ``j`` (``|op~source|...|``, groups joined by ``+``) lists the inputs
+    of node ``j``."""
+    text = text.strip()
+    edges: Edges = {}
+    groups = text.split("+")
+    offset = 0
+    for target, group in enumerate(groups, start=1):
+        if len(group) < 2 or not (group.startswith("|") and group.endswith("|")):
+            raise ArchError(
+                f"malformed NB201 string: group {group!r} at position {offset} (node {target}) "
+                "must look like |op~source|op~source|"
+            )
+        pos = offset + 1
+        for token in group[1:-1].split("|"):
+            m = _TOKEN.fullmatch(token)
+            if m is None:
+                raise ArchError(
+                    f"malformed NB201 string: token {token!r} at position {pos} (node {target}) "
+                    "must be op~source, e.g. nor_conv_3x3~0"
+                )
+            source = int(m.group(2))
+            if source >= target:
+                raise ArchError(
+                    f"malformed NB201 string: token {token!r} at position {pos}: node {target} "
+                    f"can only take inputs from nodes 0..{target - 1}"
+                )
+            if (source, target) in edges:
+                raise ArchError(
+                    f"malformed NB201 string: token {token!r} at position {pos}: edge "
+                    f"{source}->{target} is given twice"
+                )
+            try:
+                edges[(source, target)] = get_op(m.group(1))
+            except ArchError as err:
+                raise ArchError(f"{err} (token {token!r} at position {pos})") from None
+            pos += len(token) + 1
+        offset += len(group) + 1
+    return len(groups) + 1, edges
+
+
+def format_nb201(n_nodes: int, edges: Mapping[tuple[int, int], Op]) -> str:
+    """The NB201 string, listing every source of every node (``none`` for zero edges)."""
+    return "+".join(
+        "|" + "|".join(f"{edges.get((s, t), ZERO).name}~{s}" for s in range(t)) + "|"
+        for t in range(1, n_nodes)
+    )
+
+
+def parse_dag_code(code: str) -> tuple[int, Edges]:
+    """A [C22] DAG code: ``_``-separated groups, group ``j`` has one digit per source ``0..j-1``
+    (0 zero, 1 skip, 2 linear). ``2_02_002`` is a 3-layer chain."""
+    code = code.strip()
+    edges: Edges = {}
+    pos = 0
+    for target, group in enumerate(code.split("_"), start=1):
+        if len(group) != target:
+            raise ArchError(
+                f"malformed DAG code {code!r}: group {group!r} at position {pos} is for node "
+                f"{target} and needs exactly {target} digits (one per source node)"
+            )
+        for source, digit in enumerate(group):
+            if digit not in "012":
+                raise ArchError(
+                    f"malformed DAG code {code!r}: {digit!r} at position {pos + source} is not "
+                    "an op digit (0 zero, 1 skip, 2 linear)"
+                )
+            edges[(source, target)] = DAG_CODE_OPS[int(digit)]
+        pos += len(group) + 1
+    return code.count("_") + 2, edges
+
+
+def format_dag_code(n_nodes: int, edges: Mapping[tuple[int, int], Op]) -> str:
+    """The [C22] DAG code; only for zero/skip/linear ops (``ArchGraph.abstract`` maps others)."""
+    digits = {op: str(i) for i, op in enumerate(DAG_CODE_OPS)}
+    for op in edges.values():
+        if op not in digits:
+            raise ArchError(
+                f"op {op.name!r} has no DAG-code digit (0 zero, 1 skip, 2 linear); "
+                "use arch.abstract() for the MLP abstraction"
+            )
+    return "_".join(
+        "".join(digits[edges.get((s, t), ZERO)] for s in range(t)) for t in range(1, n_nodes)
+    )
+
+
+def parse_naslib(ops: Sequence[int]) -> tuple[int, Edges]:
+    """NASLib's NB201 op-index tuple (0 skip, 1 none, 2 conv3x3, 3 conv1x1, 4 avgpool), positions =
+    edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) of NASLib's 1-based nodes (:data:`NASLIB_EDGES`)."""
+    ops = list(ops)
+    if len(ops) != len(NASLIB_EDGES):
+        raise ArchError(f"a NASLib NB201 tuple has 6 op indices, got {len(ops)}: {tuple(ops)}")
+    edges: Edges = {}
+    for pos, (edge, index) in enumerate(zip(NASLIB_EDGES, ops)):
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < len(NASLIB_OPS):
+            raise ArchError(
+                f"NASLib op index {index!r} at position {pos} is out of range 0..4 "
+                "(0 skip, 1 none, 2 conv3x3, 3 conv1x1, 4 avgpool)"
+            )
+        edges[edge] = NASLIB_OPS[index]
+    return 4, edges
+
+
+def format_naslib(n_nodes: int, edges: Mapping[tuple[int, int], Op], name: str = "") -> tuple[int, ...]:
+    """NASLib's op-index tuple; only for 4-node cells with NB201 ops."""
+    if n_nodes != 4 or any(e not in NASLIB_EDGES for e in edges):
+        raise ArchError("only 4-node NB201 cells have a NASLib tuple")
+    try:
+        return tuple(NASLIB_OPS.index(edges.get(e, ZERO)) for e in NASLIB_EDGES)
+    except ValueError:
+        raise ArchError(f"{name or 'the cell'} uses an op outside NB201's vocabulary") from None
+
+
+def parse_int_tuple(text: str) -> tuple[int, ...]:
+    """``"(4, 3, 3, 3, 2, 3)"`` or ``"[...]"`` → a tuple of ints, with a clear error otherwise."""
+    inner = text.strip()
+    if inner[-1:] not in ")]":
+        raise ArchError(f"malformed op-index tuple {text!r}: missing closing bracket")
+    items = [x.strip() for x in inner[1:-1].split(",") if x.strip()]
+    values = []
+    for pos, item in enumerate(items):
+        if not re.fullmatch(r"-?\d+", item):
+            raise ArchError(f"malformed op-index tuple {text!r}: item {pos} ({item!r}) is not an integer")
+        values.append(int(item))
+    return tuple(values)

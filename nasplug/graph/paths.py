@@ -1,0 +1,150 @@
+"""Path statistics of [C22 §4] by dynamic programming over the topological order.
+
+Path counts grow exponentially with a DAG's size, so nothing here enumerates paths: node ``t``
+inherits the depth histograms of its sources (shifted by one along parameterized edges), which costs
+``O(E · H)`` per architecture, batched over an :class:`~nasplug.graph.ArchBatch`.
+
+Terms of [C22]: ``P`` = number of input→output paths (zero edges do not exist), ``d_p`` = number of
+parameterized edges on path ``p``, **effective depth** ``d̄ = Σ_p d_p / P``, **effective width**
+``m̄ = #{p : d_p > 0} / d̄`` (0 when ``d̄ = 0``). See docs/theory.md §2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nasplug.graph.batch import ArchBatch
+from nasplug.ops import ROLE_CODES
+
+
+@dataclass(frozen=True)
+class PathStats:
+    """Statistics of the input→output paths of one architecture.
+
+    Attributes
+    ----------
+    num_paths
+        ``P``, the number of input→output paths.
+    depth_histogram
+        ``depth_histogram[d]`` = number of paths with ``d`` parameterized edges.
+    effective_depth
+        ``d̄ = Σ_p d_p / P`` (0 without paths) [C22 §4].
+    effective_width
+        ``m̄ = #{p : d_p > 0} / d̄`` (0 when ``d̄ = 0``) [C22 §4].
+    max_depth
+        Largest ``d_p`` (−1 without paths).
+    sum_depth_cubed
+        ``Σ_p d_p³``, the path sum of the maximal-learning-rate rule [C24 eq. 8].
+    """
+
+    num_paths: int
+    depth_histogram: tuple[int, ...]
+    effective_depth: float
+    effective_width: float
+    max_depth: int
+    sum_depth_cubed: int
+
+    @classmethod
+    def from_histogram(cls, hist: Sequence[int]) -> PathStats:
+        hist = [int(h) for h in hist]
+        last = max((d for d, h in enumerate(hist) if h), default=-1)
+        hist = hist[: last + 1]
+        num_paths = sum(hist)
+        depth = sum(d * h for d, h in enumerate(hist)) / num_paths if num_paths else 0.0
+        width = (num_paths - hist[0]) / depth if depth > 0 else 0.0
+        cubes = sum(d**3 * h for d, h in enumerate(hist))
+        return cls(num_paths, tuple(hist), depth, width, last, cubes)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "num_paths": self.num_paths,
+            "effective_depth": self.effective_depth,
+            "effective_width": self.effective_width,
+            "max_depth": self.max_depth,
+            "sum_depth_cubed": self.sum_depth_cubed,
+            "depth_histogram": list(self.depth_histogram),
+        }
+
+
+def depth_histograms(batch: ArchBatch, dtype: Any = np.float64,
+                     param_weights: np.ndarray | None = None) -> np.ndarray:
+    """Histograms of path depths, ``(B, n_nodes)``: entry ``[b, d]`` counts the input→output paths
+    of architecture ``b`` with ``d`` parameterized edges.
+
+    ``dtype=object`` gives exact Python-int counts; float64 is exact up to 2**53 paths and is what
+    batched scorers use. ``param_weights`` (``(B, E)``, optional) multiplies what each
+    parameterized edge passes on, so entry ``[b, d]`` becomes ``Σ_p Π_{param e ∈ p} w_e`` over the
+    paths of depth ``d`` (a path's share of the output variance,
+    :func:`nasplug.theory.hparams.weighted_depth_histograms`).
+    """
+    n, size = batch.n_nodes, len(batch)
+    hist = np.zeros((size, n, n), dtype=dtype)
+    hist[:, 0, 0] = 1
+    skip_like = (batch.roles == ROLE_CODES["skip"]) | (batch.roles == ROLE_CODES["pool"])
+    param = batch.roles == ROLE_CODES["param"]
+    weight = param if param_weights is None else np.where(param, param_weights, 0)
+    for e, (s, t) in enumerate(batch.pairs):
+        if skip_like[:, e].any():
+            hist[:, t] += hist[:, s] * skip_like[:, e, None].astype(dtype)
+        if param[:, e].any():
+            hist[:, t, 1:] += hist[:, s, :-1] * weight[:, e, None].astype(dtype)
+    return hist[:, n - 1]
+
+
+def live_edge_mask(batch: ArchBatch) -> np.ndarray:
+    """``(B, E)`` bool: edge ``pairs[e]`` is non-zero and lies on an input→output path.
+
+    Two sweeps over the pairs (sorted by target): forward reachability from the input, then
+    backward reachability to the output; an edge is live when its source is reached from the
+    input and its target reaches the output.
+    """
+    n, pairs = batch.n_nodes, batch.pairs
+    nonzero = batch.roles != ROLE_CODES["zero"]
+    forward = np.zeros((len(batch), n), dtype=bool)
+    forward[:, 0] = True
+    for e, (s, t) in enumerate(pairs):
+        forward[:, t] |= forward[:, s] & nonzero[:, e]
+    backward = np.zeros((len(batch), n), dtype=bool)
+    backward[:, n - 1] = True
+    for e in range(len(pairs) - 1, -1, -1):
+        s, t = pairs[e]
+        backward[:, s] |= backward[:, t] & nonzero[:, e]
+    sources = [s for s, _ in pairs]
+    targets = [t for _, t in pairs]
+    return nonzero & forward[:, sources] & backward[:, targets]
+
+
+def live_in_degree_matrix(batch: ArchBatch) -> np.ndarray:
+    """``(B, n_nodes)`` int64: per node, the number of non-zero in-edges whose source is reachable
+    from the input (pairs are ordered by target, so a source is final before its out-edges). The
+    ``d_in`` of the architecture-aware init [C24 eq. 4]."""
+    nonzero = batch.roles != ROLE_CODES["zero"]
+    reachable = np.zeros((len(batch), batch.n_nodes), dtype=bool)
+    reachable[:, 0] = True
+    degree = np.zeros((len(batch), batch.n_nodes), dtype=np.int64)
+    for e, (s, t) in enumerate(batch.pairs):
+        live = reachable[:, s] & nonzero[:, e]
+        reachable[:, t] |= live
+        degree[:, t] += live
+    return degree
+
+
+def path_stats_arrays(hist: np.ndarray) -> dict[str, np.ndarray]:
+    """Vectorized :class:`PathStats` fields from a ``(B, D)`` float histogram array: ``num_paths``,
+    ``effective_depth``, ``effective_width``, ``sum_depth_cubed``, each ``(B,)``."""
+    depths = np.arange(hist.shape[1], dtype=np.float64)
+    num_paths = hist.sum(axis=1)
+    total = hist @ depths
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(num_paths > 0, total / num_paths, 0.0)
+        width = np.where(depth > 0, (num_paths - hist[:, 0]) / depth, 0.0)
+    return {
+        "num_paths": num_paths,
+        "effective_depth": depth,
+        "effective_width": width,
+        "sum_depth_cubed": hist @ depths**3,
+    }

@@ -1,0 +1,162 @@
+"""Evaluating one architecture, independently of the search framework.
+
+An **evaluator** is ``evaluate(arch, report=None) -> float | Evaluation``: it trains the cell (or
+looks it up, or calls user code) and returns the value the search optimizes, optionally with
+attributes to record on the trial (:class:`Evaluation`). ``report(step, value)``, when
+given, receives intermediate values (one per epoch while training); a framework adapter turns
+that into ``optuna.Trial.report`` + pruning or ``ray.tune.report``, and may raise its own
+exception from ``report`` to stop the evaluation early. A failed evaluation raises
+:class:`EvaluationFailed` with a short reason.
+
+* :func:`table_evaluator` — a NAS-Bench-201 table lookup (fast, reproducible search experiments);
+* :func:`train_evaluator` — training with the cell's principled initialization and maximal learning
+  rate [C24] (digits by default, CIFAR/ImageNet16-120 from a folder);
+* :func:`load_callable` — a user's ``module:function``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from nasplug.errors import ArchError, NasplugError
+from nasplug.graph import ArchGraph
+from nasplug.nasbench import load_benchmark
+from nasplug.search.attrs import ATTR_LR, ATTR_TRAIN_SECONDS
+from nasplug.search_spaces import ProductSpace, resolve_space
+
+Report = Callable[[int, float], None]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A value with attributes to record on the trial (e.g. ``{ATTR_LR: 0.03}``)."""
+
+    value: float
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+class Evaluator(Protocol):
+    def __call__(self, arch: ArchGraph, report: Report | None = None) -> float | Evaluation: ...
+
+
+class EvaluationFailed(NasplugError):
+    """An evaluation that produced no usable value (e.g. the training diverged to NaN).
+
+    ``reason`` is a short machine-readable status (``"diverged"``, ``"untrainable"``,
+    ``"missing"``) and ``detail`` a human-readable explanation; search backends record
+    ``"<reason>: <detail>"`` as the trial's fail reason.
+    """
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+    def __reduce__(self):  # picklable across processes (Ray, multiprocessing)
+        return (type(self), (self.reason, self.detail))
+
+
+def check_value(result: Any) -> Evaluation:
+    """An evaluator's return value as an :class:`Evaluation` with a finite value; NaN/inf is
+    :class:`EvaluationFailed` (``diverged``), a non-number ``error``."""
+    attrs = {}
+    if isinstance(result, Evaluation):
+        result, attrs = result.value, result.attrs
+    try:
+        value = float(result)
+    except (TypeError, ValueError):
+        raise EvaluationFailed("error", f"evaluation returned {result!r}, not a number") from None
+    if not math.isfinite(value):
+        raise EvaluationFailed("diverged", f"evaluation returned {value}")
+    return Evaluation(value, dict(attrs))
+
+
+def table_evaluator(path: str, dataset: str = "cifar10", space: ProductSpace | str = "nb201",
+                    metric: str = "test_accuracy") -> Evaluator:
+    """Look up ``metric`` of ``dataset`` for a cell in a NAS-Bench-201 file (any form
+    :func:`nasplug.nasbench.load_benchmark` reads). A cell missing from the table fails with
+    reason ``missing``. ``report`` is not called (a lookup has no intermediate values)."""
+    space = resolve_space(space)
+    table = load_benchmark(path)
+    rows = table.space_indices(space)
+    values = table.column(dataset, metric)
+    lookup = dict(zip(rows.tolist(), values.tolist()))
+
+    def evaluate(arch: ArchGraph, report: Report | None = None) -> float:
+        value = lookup.get(space.encode(arch))
+        if value is None or not math.isfinite(value):
+            raise EvaluationFailed("missing", f"{arch} has no {dataset} {metric} in {path}")
+        return float(value)
+
+    return evaluate
+
+
+def train_evaluator(dataset: str = "digits", *, data_root: str | None = None, model: str = "mlp",
+                    epochs: int = 3, base_lr: float | None = None, seed: int = 0, device: str = "auto",
+                    **train_kwargs: Any) -> Evaluator:
+    """Train each cell with its principled init and LR; returns its test accuracy (in %) with the
+    learning rate and training seconds as attributes (``nasplug:lr``, ``nasplug:train_seconds``).
+
+    The dataset is loaded once. ``report(epoch, test accuracy in %)`` is called after every
+    epoch (epochs count from 1). A cell without an input→output path fails as ``untrainable``, a
+    diverged run as ``diverged``.
+    """
+    from nasplug.data import load_dataset
+    from nasplug.train import train_arch
+
+    data = load_dataset(dataset, data_root)
+
+    def evaluate(arch: ArchGraph, report: Report | None = None) -> Evaluation:
+        def callback(epoch: int, metrics: dict[str, float]) -> None:
+            if report is not None and "test_acc" in metrics and math.isfinite(metrics["test_acc"]):
+                report(int(epoch), 100.0 * metrics["test_acc"])
+
+        try:
+            result = train_arch(arch, data, model=model, epochs=epochs, base_lr=base_lr, seed=seed,
+                                device=device, callback=callback, progress=False, **train_kwargs)
+        except ArchError as err:  # e.g. no input→output path: no principled LR exists
+            raise EvaluationFailed("untrainable", str(err)) from None
+        if not result.ok:
+            raise EvaluationFailed(result.status, result.reason)
+        return Evaluation(100.0 * float(result.test_acc),
+                          {ATTR_LR: float(result.lr), ATTR_TRAIN_SECONDS: round(result.seconds, 3)})
+
+    return evaluate
+
+
+def load_callable(spec: str) -> Evaluator:
+    """Import a user's ``module:function`` (e.g. ``mypkg.search:evaluate``).
+
+    The function may take ``(arch)`` or ``(arch, report)``; either way the returned evaluator has
+    the ``(arch, report=None)`` signature.
+    """
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise NasplugError(f"--objective must be MODULE:FUNCTION, got {spec!r}")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise NasplugError(f"cannot load objective {spec!r}: {err}") from None
+    if not callable(fn):
+        raise NasplugError(f"{spec!r} is not callable")
+    return as_evaluator(fn)
+
+
+def as_evaluator(fn: Callable[..., float]) -> Evaluator:
+    """Adapt ``fn(arch)`` or ``fn(arch, report)`` to the evaluator signature."""
+    try:
+        params = inspect.signature(fn).parameters
+        takes_report = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params.values())
+    except (TypeError, ValueError):  # builtins without a signature
+        takes_report = False
+    if takes_report:
+        return fn
+
+    def evaluate(arch: ArchGraph, report: Report | None = None) -> float:
+        return fn(arch)
+
+    return evaluate

@@ -8,7 +8,7 @@ from nasplug.errors import ArchError, DataError, NasplugError
 from nasplug.graph import ArchBatch, ArchGraph, PathStats
 from nasplug.ops import Op, get_op, register_op
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ArchGraph",

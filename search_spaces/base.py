@@ -127,7 +127,7 @@ class ProductSpace:
             try:
                 out[i] = self.encode(arch)
             except ArchError as err:
-                raise ArchError(f"item {i}: {err}") from None
+                raise ArchError(f"row {i}: {err}") from None
         return out
 
     def _nb201_pattern(self) -> re.Pattern:

@@ -20,7 +20,7 @@ import pytest
 from scipy import stats
 
 from nasplug import search_spaces
-from nasplug.errors import DataError
+from nasplug.errors import DataError, NasplugError
 from nasplug.nasbench import NB201_SIZE, load_benchmark
 from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
 from nasplug.nasbench.metrics import (
@@ -178,14 +178,17 @@ def test_compact_parquet_round_trip(tmp_path):
         np.testing.assert_array_equal(back.values[key], v)
 
 
-def test_parquet_without_pyarrow_is_a_clear_error(tmp_path):
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        with pytest.raises(DataError, match="pyarrow"):
-            load_benchmark(official_dict()).write(tmp_path / "x.parquet")
-    else:
-        pytest.skip("pyarrow is installed")
+def test_parquet_without_pyarrow_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed: import raises
+    with pytest.raises(NasplugError, match=r"pyarrow.*nasplug\[parquet\]"):
+        load_benchmark(official_dict()).write(tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
+
+
+def test_official_file_without_nas_bench_201_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "nas_201_api", None)
+    with pytest.raises(NasplugError, match=r"nas_201_api.*nasplug\[nb201\]"):
+        load_benchmark(official_dict())
 
 
 @pytest.mark.parametrize("edit, fragment", [

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from nasplug.errors import DataError
-from nasplug.nasbench.table import DATASETS, KEY_COLUMNS, BenchmarkTable, _parquet_engine
+from nasplug.errors import DataError, require
+from nasplug.nasbench.table import DATASETS, KEY_COLUMNS, BenchmarkTable, _parquet_engine, canonical_dataset
+from nasplug.search_spaces import NB201Space
 
 #: Number of cells of NAS-Bench-201 (5 ops on 6 edges).
 NB201_SIZE = 15_625
@@ -97,9 +98,7 @@ def _float(text: str, where: str) -> float:
 
 def _check_archs(table: BenchmarkTable) -> BenchmarkTable:
     """Map every arch string to the NB201 space now, so bad strings fail at load time."""
-    from nasplug import search_spaces
-
-    table.space_indices(search_spaces.get("nb201"))
+    table.space_indices(NB201Space())
     return table
 
 
@@ -258,11 +257,7 @@ def load_official(source: str | Path | Mapping[str, Any], *, datasets: Iterable[
     needed, and the weights are most of the file's memory). Loading a ``.pth`` file unpickles it:
     only load files you trust.
     """
-    try:
-        from nas_201_api import NASBench201API
-    except ImportError:
-        raise DataError("reading the official NAS-Bench-201 file needs the nas-bench-201 package "
-                        "(pip install nas-bench-201)") from None
+    api_module = require("nas_201_api", "nb201", "reading the official NAS-Bench-201 file")
     name = "NAS-Bench-201 dict"
     if isinstance(source, Mapping):
         data: Any = source
@@ -285,7 +280,7 @@ def load_official(source: str | Path | Mapping[str, Any], *, datasets: Iterable[
         raise DataError(f"{name}: not a NAS-Bench-201 file (missing key(s) {', '.join(missing)})")
     data = {**data, "arch2infos": {k: _without_weights(v) for k, v in data["arch2infos"].items()}}
     try:
-        api = NASBench201API(data, verbose=False)
+        api = api_module.NASBench201API(data, verbose=False)
     except Exception as err:
         raise DataError(f"{name}: not in the NAS-Bench-201 format ({type(err).__name__}: {err})") from None
     wanted = list(DATASETS) if datasets is None else [_dataset_name(d) for d in datasets]
@@ -326,8 +321,6 @@ def load_official(source: str | Path | Mapping[str, Any], *, datasets: Iterable[
 
 
 def _dataset_name(name: str) -> str:
-    from nasplug.nasbench.table import canonical_dataset
-
     return canonical_dataset(name)
 
 

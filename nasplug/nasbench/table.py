@@ -13,13 +13,12 @@ Rows keep the benchmark's own arch index; our search space enumerates cells in a
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nasplug.errors import ArchError, DataError
+from nasplug.errors import ArchError, DataError, require
 
 #: The benchmark's dataset names (as the NAS-Bench-201 API spells them).
 DATASETS = ("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120")
@@ -163,49 +162,24 @@ class BenchmarkTable:
 
 
 def _parquet_engine(path: Path) -> None:
-    try:
-        import pandas  # noqa: F401
-        import pyarrow  # noqa: F401
-    except ImportError:
-        raise DataError(f"{path}: Parquet needs pandas and pyarrow (pip install pyarrow), "
-                        f"or use a .csv table") from None
+    for module in ("pandas", "pyarrow"):
+        require(module, "parquet", f"{path}: a Parquet table (or use a .csv table)")
 
 
 # ---------------------------------------------------------------------- NB201 string → index
-_NB201_RE: dict[tuple[str, ...], re.Pattern] = {}
-
-
 def _encode_all(space, archs: list[str], source: str) -> np.ndarray:
-    """Space indices of NB201 strings: a fast exact-format path, then ``space.encode`` for the rest.
-
-    The fast path reads the six ``op~source`` tokens of a well-formed string directly; anything it
-    does not recognise (aliases, other spacing, other spaces) goes through ``space.encode``, which
-    either maps it or raises the precise :class:`ArchError` that the :class:`DataError` quotes.
-    """
-    out = np.empty(len(archs), dtype=np.int64)
-    names = tuple(op.name for op in getattr(space, "ops", ()))
-    pattern = None
-    if getattr(space, "name", "") == "nb201" and names:
-        if names not in _NB201_RE:
-            op = "(" + "|".join(map(re.escape, names)) + ")"
-            _NB201_RE[names] = re.compile(
-                rf"\|{op}~0\|\+\|{op}~0\|{op}~1\|\+\|{op}~0\|{op}~1\|{op}~2\|")
-        pattern = _NB201_RE[names]
-    digit = {n: i for i, n in enumerate(names)}
-    base = len(names)
-    for i, arch in enumerate(archs):
-        m = pattern.fullmatch(arch) if pattern is not None else None
-        if m is not None:
-            idx = 0
-            for op in m.groups():
-                idx = idx * base + digit[op]
-            out[i] = idx
-            continue
-        try:
-            out[i] = space.encode(arch)
-        except ArchError as err:
-            raise DataError(f"{source or 'benchmark'}: row {i} has an arch string that is not a "
-                            f"{getattr(space, 'name', 'space')} cell: {err}") from None
+    """Space indices of the rows' arch strings (:meth:`ProductSpace.encode_many`), as a
+    :class:`DataError` naming the row when one is not a cell of the space or repeats another."""
+    try:
+        out = space.encode_many(archs)
+    except ArchError:
+        for i, arch in enumerate(archs):  # rare: find the row again, for the message
+            try:
+                space.encode(arch)
+            except ArchError as err:
+                raise DataError(f"{source or 'benchmark'}: row {i} has an arch string that is not a "
+                                f"{getattr(space, 'name', 'space')} cell: {err}") from None
+        raise
     if len(np.unique(out)) != len(out):
         _, first = np.unique(out, return_index=True)
         dup = sorted(set(range(len(out))) - set(first.tolist()))[0]

@@ -32,11 +32,12 @@ Two propagations are implemented (``mode``):
 
 ``f₁`` is the ReLU arc-cosine map with σ² = 2 (:func:`relu_map`), which preserves the diagonal.
 
-Everything is vectorized over architectures (:func:`nngp_kernels` takes an
-:class:`~nasplug.graph.ArchBatch`). Two exact shortcuts make whole spaces cheap: the kernel only
-depends on the *abstract* roles (zero / skip-like / param), so equal abstract cells are computed
-once (NB201's 15,625 cells are 729 theory networks); and ``f₁(C_ss)`` only depends on the roles of
-the edges into nodes ``<= s``, so it is evaluated once per distinct prefix.
+The recursion is :mod:`nasplug.theory.propagation` (innovation form, shared with the NTK), with
+skip and pool as skips of gain 1 and every param edge of variance ``σ²``. It is vectorized over
+architectures (:func:`nngp_kernels` takes an :class:`~nasplug.graph.ArchBatch`): the kernel only
+depends on the live edges' roles, so equal theory networks are computed once (NB201's 15,625 cells
+are 290 of them, plus the cells without a path), and node ``s``'s kernels once per distinct prefix
+of edges into nodes ``<= s``.
 
 **Cells without an input→output path** have the zero kernel; their ``λ_min`` is reported as
 ``0`` (not NaN): the output is identically zero, the loss never moves (contraction factor 1), and
@@ -47,164 +48,35 @@ exactly 0, so such ties are deterministic instead of ordered by round-off.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Literal
 
 import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch, ArchGraph, as_batch, depth_histograms
-from nasplug.ops import ROLE_CODES
+from nasplug.theory import propagation
 from nasplug.theory.gram import check_gram
+from nasplug.theory.propagation import EdgeModels, map_architectures
+from nasplug.theory.relu import relu_h
+from nasplug.theory.spectral import snap
 
 Mode = Literal["exact", "paper"]
-MODES: tuple[str, ...] = ("exact", "paper")
-
-#: Working-memory budget (bytes) of one chunk of the batched recursion.
-CHUNK_BYTES = 256 * 2**20
-
-# Abstract edge kinds of the recursion (pool is the identity in the theory network).
-_ABSENT, _SKIP, _PARAM = 0, 1, 2
-
-
-# ====================================================================== the ReLU map
-def relu_h(c: np.ndarray | float) -> np.ndarray:
-    """The normalized ReLU kernel map ``h(c) = (2c·arcsin c + 2·sqrt(1−c²) + π c) / (2π)``.
-
-    ``h(c) = 2 E[φ(u) φ(v)]`` for standard Gaussians ``u, v`` with correlation ``c`` — the arc-cosine
-    kernel of degree 1 [Cho & Saul 2009] scaled for He initialization, as used by [C22]. It maps
-    [−1, 1] onto [0, 1], is increasing (``h'(c) = 1/2 + arcsin(c)/π``) and convex, with
-    ``h(1) = 1``, ``h(0) = 1/π``, ``h(−1) = 0``. Inputs are clipped into [−1, 1] first, so round-off
-    just outside the interval cannot produce NaN.
-    """
-    c = np.clip(np.asarray(c, dtype=np.float64), -1.0, 1.0)
-    return (2.0 * c * np.arcsin(c) + 2.0 * np.sqrt(1.0 - c * c) + np.pi * c) / (2.0 * np.pi)
-
-
-def relu_map(kernel: np.ndarray, sigma2: float = 2.0) -> np.ndarray:
-    """Kernel of ``W φ(z)`` when ``z`` has kernel ``kernel`` and ``W ~ N(0, σ²/n)``: ``(σ²/2) f₁(K)``.
-
-    ``f₁(K)_ij = sqrt(K_ii K_jj) · h(K_ij / sqrt(K_ii K_jj))`` (:func:`relu_h`). Works on one
-    ``(N, N)`` kernel or a stack ``(..., N, N)``. A sample with zero variance (a dead node, or a
-    zero input) has ``φ(z) = 0``, so its rows and columns map to 0 — computed without NaN warnings.
-    """
-    k = np.asarray(kernel, dtype=np.float64)
-    d = np.sqrt(np.clip(np.diagonal(k, axis1=-2, axis2=-1), 0.0, None))
-    norm = d[..., :, None] * d[..., None, :]
-    live = norm > 0
-    c = np.divide(k, norm, out=np.zeros_like(k), where=live)
-    out = relu_h(c)
-    out *= norm
-    if sigma2 != 2.0:
-        out *= sigma2 / 2.0
-    return out
-
-
-# ====================================================================== batched recursion
-def _edge_kinds(batch: ArchBatch) -> np.ndarray:
-    """(B, E) abstract kinds: 0 absent, 1 skip or pool (identity), 2 parameterized."""
-    roles = batch.roles
-    kinds = np.zeros(roles.shape, dtype=np.int8)
-    kinds[(roles == ROLE_CODES["skip"]) | (roles == ROLE_CODES["pool"])] = _SKIP
-    kinds[roles == ROLE_CODES["param"]] = _PARAM
-    return kinds
-
-
-def _masked_sum(terms: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray | None:
-    """Σ mask_b · X_b over (mask (B,), X (B, N, N) or None = zero) terms; None when all are zero."""
-    acc = None
-    for mask, x in terms:
-        if x is None:
-            continue
-        m = mask[:, None, None]
-        if acc is None:
-            acc = np.array(x) if mask.all() else np.where(m, x, 0.0)
-        elif mask.all():
-            acc += x
-        else:
-            np.add(acc, x, out=acc, where=m)
-    return acc
-
-
-def _relu_map_by_prefix(cov: np.ndarray, prefix: np.ndarray, sigma2: float) -> np.ndarray:
-    """:func:`relu_map` of a (B, N, N) stack, evaluated once per distinct ``prefix`` row.
-
-    ``C_ss`` is a function of the kinds of the edges into nodes ``<= s`` only; rows with equal
-    prefixes have equal kernels, so the (costly) arcsin map runs on the distinct ones.
-    """
-    if len(cov) == 1:
-        return relu_map(cov, sigma2)
-    _, first, inverse = np.unique(prefix, axis=0, return_index=True, return_inverse=True)
-    if len(first) == len(cov):
-        return relu_map(cov, sigma2)
-    return relu_map(cov[first], sigma2)[inverse.reshape(-1)]
-
-
-def _propagate(n_nodes: int, pairs: tuple[tuple[int, int], ...], kinds: np.ndarray, gram: np.ndarray,
-               exact: bool, sigma2: float) -> np.ndarray:
-    """The recursion of docs/theory.md §3 for a (b, E) kinds array; returns C_HH, (b, N, N).
-
-    ``cov[(a, c)]`` (a >= c) holds C_ac for all b architectures at once, None where it is zero for
-    all of them. C_ac is symmetric as an N×N matrix (it is a sum of symmetric innovation kernels
-    weighted by skip-path counts), so only a >= c is stored. Architectures without an edge are
-    masked out of each sum, which is how one pass serves every topology in the batch.
-    """
-    b, n = kinds.shape[0], gram.shape[0]
-    col = {p: e for e, p in enumerate(pairs)}
-    cov: dict[tuple[int, int], np.ndarray | None] = {(0, 0): np.broadcast_to(gram, (b, n, n))}
-    activated: dict[int, np.ndarray | None] = {}
-
-    def get(a: int, c: int) -> np.ndarray | None:
-        return cov[(a, c) if a >= c else (c, a)]
-
-    for t in range(1, n_nodes):
-        skips = [(a, m) for a in range(t) if (m := kinds[:, col[(a, t)]] == _SKIP).any()]
-        params = [(s, m) for s in range(t) if (m := kinds[:, col[(s, t)]] == _PARAM).any()]
-        if exact:
-            for c in range(t):
-                cov[(t, c)] = _masked_sum([(m, get(a, c)) for a, m in skips])
-            terms = [(m, cov[(t, a)]) for a, m in skips]
-        else:
-            terms = [(m, cov[(a, a)]) for a, m in skips]
-        for s, m in params:
-            if s not in activated:
-                src = cov[(s, s)]
-                prefix = kinds[:, : s * (s + 1) // 2]  # edges into nodes 1..s (pairs sorted by target)
-                activated[s] = None if src is None else _relu_map_by_prefix(src, prefix, sigma2)
-            terms.append((m, activated[s]))
-        cov[(t, t)] = _masked_sum(terms)
-    out = cov[(n_nodes - 1, n_nodes - 1)]
-    return np.zeros((b, n, n)) if out is None else np.array(out)
 
 
 def check_mode(mode: str, sigma2: float) -> None:
-    if mode not in MODES:
-        raise NasplugError(f"unknown NNGP mode {mode!r}; use 'exact' or 'paper'")
+    propagation.check_mode(mode)
     if not (np.isfinite(sigma2) and sigma2 > 0):
         raise NasplugError(f"sigma2 must be a positive number, got {sigma2}")
 
 
-def _unique_cells(batch: ArchBatch) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct abstract cells ``(U, E)`` and, per architecture, the index of its cell."""
-    kinds = _edge_kinds(batch)
-    if len(kinds) == 1:
-        return kinds, np.zeros(1, dtype=np.intp)
-    uniq, inverse = np.unique(kinds, axis=0, return_inverse=True)
-    return uniq, inverse.reshape(-1)
-
-
-def _kernel_chunks(batch: ArchBatch, cells: np.ndarray, gram: np.ndarray, mode: str, sigma2: float,
-                   chunk: int | None) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield ``(start, kernels)``: output kernels of ``cells[start:start + len(kernels)]``.
-
-    Chunks keep the working set (all stored C_ac of a chunk) near :data:`CHUNK_BYTES`.
-    """
-    n = gram.shape[0]
-    stored = batch.n_nodes * (batch.n_nodes + 1) // 2 if mode == "exact" else 2 * batch.n_nodes
-    size = chunk or max(1, CHUNK_BYTES // (stored * n * n * 8))
-    for start in range(0, len(cells), size):
-        part = cells[start : start + size]
-        yield start, _propagate(batch.n_nodes, batch.pairs, part, gram, mode == "exact", sigma2)
+def _map_kernels(batch: ArchBatch, gram: np.ndarray, mode: str, sigma2: float, chunk: int | None,
+                 fn) -> np.ndarray:
+    """``fn(C_HH)`` per architecture (cells without a path: ``fn`` of the zero kernel)."""
+    check_mode(mode, sigma2)
+    g = check_gram(gram)
+    return map_architectures(batch, EdgeModels.from_roles(batch, sigma2=sigma2), g, lambda cov, _: fn(cov),
+                             fn(np.zeros((1, *g.shape)))[0], mode=mode, ntk=False, block=chunk)
 
 
 def nngp_kernels(batch: ArchBatch | Iterable[ArchGraph | str], gram: np.ndarray, mode: Mode = "exact",
@@ -223,22 +95,14 @@ def nngp_kernels(batch: ArchBatch | Iterable[ArchGraph | str], gram: np.ndarray,
     sigma2
         Weight variance ``σ²`` of every parameterized edge (``W ~ N(0, σ²/n)``); 2 is He init.
     chunk
-        Distinct cells per chunk of the recursion (default: from a 256 MiB budget).
+        Distinct theory networks per block of the recursion (default: from a 256 MiB budget).
 
     Notes
     -----
     The result holds ``B·N²`` floats (512 MiB for all of NB201 at N = 64); for scores over whole
     spaces use :func:`kernel_stats`, which never materializes it.
     """
-    batch = as_batch(batch)
-    check_mode(mode, sigma2)
-    g = check_gram(gram)
-    cells, inverse = _unique_cells(batch)
-    out = np.empty((len(batch), g.shape[0], g.shape[0]))
-    for start, kernels in _kernel_chunks(batch, cells, g, mode, sigma2, chunk):
-        pos = np.flatnonzero((inverse >= start) & (inverse < start + len(kernels)))
-        out[pos] = kernels[inverse[pos] - start]
-    return out
+    return _map_kernels(as_batch(batch), gram, mode, sigma2, chunk, lambda cov: cov)
 
 
 def nngp_kernel(arch: ArchGraph | str, gram: np.ndarray, mode: Mode = "exact",
@@ -258,39 +122,20 @@ def nngp_kernel(arch: ArchGraph | str, gram: np.ndarray, mode: Mode = "exact",
 
 
 # ====================================================================== spectral quantities
-def lambda_min(kernels: np.ndarray) -> np.ndarray:
-    """Smallest eigenvalue of one (N, N) kernel or of each of a (B, N, N) stack.
-
-    Values below the rank tolerance ``N · eps · λ_max`` in magnitude are returned as exactly 0
-    (the kernels are PSD by construction; smaller values are round-off).
-    """
-    k = np.asarray(kernels, dtype=np.float64)
-    ev = np.linalg.eigvalsh(k)
-    return _snap(ev[..., 0], ev[..., -1], k.shape[-1])
-
-
-def _snap(low: np.ndarray, high: np.ndarray, n: int) -> np.ndarray:
-    tol = n * np.finfo(np.float64).eps * np.maximum(high, 0.0)
-    return np.where(np.abs(low) <= tol, 0.0, low)
-
-
 def kernel_stats(batch: ArchBatch | Iterable[ArchGraph | str], gram: np.ndarray, mode: Mode = "exact",
                  sigma2: float = 2.0, *, chunk: int | None = None) -> dict[str, np.ndarray]:
     """``lambda_min``, ``lambda_max`` and ``mean_diag`` of every output kernel, each ``(B,)``.
 
-    Computed chunk by chunk on the distinct abstract cells and scattered back, so memory stays
+    Computed block by block on the distinct theory networks and scattered back, so memory stays
     bounded for whole spaces. No-path cells get 0 for all three.
     """
-    batch = as_batch(batch)
-    check_mode(mode, sigma2)
-    g = check_gram(gram)
-    cells, inverse = _unique_cells(batch)
-    parts: list[np.ndarray] = []
-    for _, kernels in _kernel_chunks(batch, cells, g, mode, sigma2, chunk):
+
+    def stats(kernels: np.ndarray) -> np.ndarray:
         ev = np.linalg.eigvalsh(kernels)
-        mean_diag = np.einsum("bii->b", kernels) / g.shape[0]
-        parts.append(np.stack([_snap(ev[:, 0], ev[:, -1], g.shape[0]), ev[:, -1], mean_diag], axis=1))
-    table = np.concatenate(parts)[inverse]
+        mean_diag = np.einsum("bii->b", kernels) / kernels.shape[-1]
+        return np.stack([snap(ev[:, 0], ev[:, -1], kernels.shape[-1]), ev[:, -1], mean_diag], axis=1)
+
+    table = _map_kernels(as_batch(batch), gram, mode, sigma2, chunk, stats)
     return {"lambda_min": table[:, 0], "lambda_max": table[:, 1], "mean_diag": table[:, 2]}
 
 

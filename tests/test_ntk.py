@@ -522,3 +522,54 @@ def test_empirical_ntk_wide(parametrization):
         assert rel_err(emp, exact) < 0.05, (code, init, rel_err(emp, exact))
         if not np.allclose(exact, paper):
             assert rel_err(emp, paper) > 0.2, (code, init)
+
+
+# ====================================================================== registered scorers
+def test_registered_scorers_closed_form():
+    """NB201 chain of three 3×3 convs, 2-sample Gram, standard parametrization, frozen stem: each conv
+    adds 9 ρ_l to Θ (own term k² f₁), so Θ_3 = Σ_{l=1}^{3} 9 ρ_l Π_{k=l}^{2} h'(ρ_k) and
+    Θ_f = [[1 + 27, b], [b, 1 + 27]] with b = h(ρ_3) + h'(ρ_3) Θ_3: λ_min = 28 − b, λ_max = 28 + b.
+    The MLP abstraction has weight 1 instead of 9."""
+    from nasplug import scorers
+
+    rho = 0.35
+    k0 = synthetic_gram(2, rho)
+    cell = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"
+    theta, rho3 = chain(3, rho, stem_term=False)
+    for prefix, weight in (("ntk", 9.0), ("ntk_mlp", 1.0)):
+        diag, off = 1 + 3 * weight, h(rho3) + hdot(rho3) * weight * theta
+        quantities = ("lambda_min", "inverse_condition", "lambda_min_normalized", "logdet", "effective_rank")
+        got = {q: scorers.get(f"{prefix}_{q}", gram=k0).score(cell) for q in quantities}
+        p = np.array([diag - off, diag + off]) / (2 * diag)
+        assert got["lambda_min"] == pytest.approx(diag - off, abs=1e-12)
+        assert got["inverse_condition"] == pytest.approx((diag - off) / (diag + off), abs=1e-12)
+        assert got["lambda_min_normalized"] == pytest.approx((diag - off) / diag, abs=1e-12)
+        assert got["logdet"] == pytest.approx(math.log(diag * diag - off * off), abs=1e-12)
+        assert got["effective_rank"] == pytest.approx(math.exp(-(p * np.log(p)).sum()), abs=1e-12)
+        assert scorers.get(f"{prefix}_lambda_min").higher_is_better
+
+
+def test_scorers_of_one_kernel_share_one_computation(monkeypatch):
+    from nasplug import scorers
+    from nasplug.scorers import ntk as ntk_scorers
+
+    calls = []
+    original = ntk_scorers.ntk_stats
+    monkeypatch.setattr(ntk_scorers, "ntk_stats", lambda *a, **k: calls.append(1) or original(*a, **k))
+    batch = search_spaces.get("nb201").batch(np.arange(200))
+    k0 = default_gram(8)
+    a = scorers.get("ntk_lambda_min", gram=k0).score_many(batch)
+    b = scorers.get("ntk_logdet", gram=k0).score_many(batch)
+    scorers.get("ntk_logdet", gram=k0, pool_gamma=0.5).score_many(batch)  # another kernel
+    assert len(calls) == 2 and a.shape == b.shape == (200,)
+
+
+def test_scorer_parameters_are_checked():
+    from nasplug import scorers
+
+    with pytest.raises(NasplugError, match="bad parameters"):
+        scorers.get("ntk_lambda_min", gamma=0.1)
+    with pytest.raises(NasplugError, match="pool_gamma"):
+        scorers.get("ntk_logdet", pool_gamma=-1)
+    with pytest.raises(NasplugError, match="readout"):
+        scorers.get("ntk_mlp_logdet", readout="sometimes")

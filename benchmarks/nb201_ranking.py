@@ -42,6 +42,7 @@ from nasplug import scorers, search_spaces
 from nasplug.nasbench import SHORT_NAMES, load_benchmark
 from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
 from nasplug.nasbench.metrics import (
+    bootstrap_ci,
     kendall_tau,
     pessimistic_rank,
     prefilter_curve,
@@ -49,7 +50,7 @@ from nasplug.nasbench.metrics import (
     top_k_precision,
     true_top,
 )
-from nasplug.ranking import normalized_ranks, score_space
+from nasplug.ranking import aggregate_ranks, rank_table, score_space, select_rank_ensemble
 from nasplug.scorers import oriented
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,73 +139,15 @@ def score_sample(space, indices: np.ndarray,
     return scores, per_cell
 
 
-def bootstrap_ci(score: np.ndarray, truth: np.ndarray, reps: int, rng: np.random.Generator,
-                 kendall: bool = False) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of Spearman ρ (or Kendall τ) over resampled cells.
-
-    This is the sampling error of a figure measured on a random sample of the space, i.e. how far
-    it may be from the whole-space value. ρ is vectorized over replicates (ranks per row); τ has no
-    cheap vectorized form, so callers ask for it with fewer ``reps``.
-    """
-    from scipy.stats import rankdata
-
-    ok = np.isfinite(score) & np.isfinite(truth)
-    x, y = score[ok], truth[ok]
-    draws = rng.integers(0, len(x), size=(reps, len(x)))
-    if kendall:
-        values = np.array([kendall_tau(x[d], y[d]) for d in draws])
-    else:
-        rx, ry = rankdata(x[draws], axis=1), rankdata(y[draws], axis=1)
-        rx -= rx.mean(axis=1, keepdims=True)
-        ry -= ry.mean(axis=1, keepdims=True)
-        values = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
 # ---------------------------------------------------------------------- ensemble, tuned on C10
-def aggregate(ranks: dict[str, np.ndarray], weights: dict[str, float], mode: str) -> np.ndarray:
-    total = sum(abs(w) for w in weights.values())
-    out = np.zeros_like(next(iter(ranks.values())))
-    for name, w in weights.items():
-        r = ranks[name] if w > 0 else ranks["-" + name]
-        out += abs(w) * (np.log(r) if mode == "log" else r)
-    return out / total
-
-
-def tune_ensemble(features: dict[str, np.ndarray], truth: np.ndarray, objective,
-                  weights=(0.25, 0.5, 1.0, 2.0), max_members: int = 6, modes=("mean", "log")):
-    """Greedy forward selection of members, signs and weights maximizing ``objective`` on C10.
-
-    ``features`` are oriented higher-is-better by the registry; a member may enter reversed (a
-    negative weight), which is a choice made on CIFAR-10 like every other.
-    """
-    ranks = {}
-    for name, v in features.items():
-        ranks[name] = normalized_ranks(v)
-        ranks["-" + name] = normalized_ranks(-v)
-    best_overall = None
-    for mode in modes:
-        chosen: dict[str, float] = {}
-        best = -np.inf
-        while len(chosen) < max_members:
-            step = None
-            for name in features:
-                if name in chosen:
-                    continue
-                for w in weights:
-                    for sign in (1, -1):
-                        trial = {**chosen, name: sign * w}
-                        value = objective(aggregate(ranks, trial, mode), truth)
-                        if value > best + 1e-3 and (step is None or value > step[0]):
-                            step = (value, trial)
-            if step is None:
-                break
-            best, chosen = step
-        if best_overall is None or best > best_overall[0]:
-            best_overall = (best, chosen, mode)
-    value, chosen, mode = best_overall
-    return chosen, mode, aggregate(ranks, chosen, mode), ranks
+def tune_ensemble(features: dict[str, np.ndarray], truth: np.ndarray, objective):
+    """Greedy forward selection (:func:`nasplug.ranking.select_rank_ensemble`) of members, signs and
+    weights maximizing ``objective`` on C10. ``features`` are oriented higher-is-better by the
+    registry; a member may enter reversed (a negative weight), a choice made on CIFAR-10 like every
+    other. Returns the weights, the mode, the aggregate over these cells and the rank table."""
+    ranks = rank_table(features)
+    chosen = select_rank_ensemble(ranks, truth, objective)
+    return chosen.weights, chosen.mode, aggregate_ranks(ranks, chosen.weights, chosen.mode), ranks
 
 
 def prune_at_top10(score: np.ndarray, truth: np.ndarray) -> float:
@@ -446,11 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     def held_out(names: list[str]):
         ch, md, _, _ = tune_ensemble({n: sample_features[n][tune_pos] for n in names},
                                      sample_truths[TUNE_ON][tune_pos], spearman_rho)
-        test_ranks = {}
-        for n in ch:
-            test_ranks[n] = normalized_ranks(sample_features[n][test_pos])
-            test_ranks["-" + n] = normalized_ranks(-sample_features[n][test_pos])
-        return ch, md, aggregate(test_ranks, ch, md)
+        test_ranks = rank_table({n: sample_features[n][test_pos] for n in ch})
+        return ch, md, aggregate_ranks(test_ranks, ch, md)
 
     chosen_all, mode_all, ens_all = held_out(list(sample_features))
     chosen_fast, mode_fast, ens_fast = held_out(fast_names)

@@ -9,7 +9,7 @@ as AZ-NAS do.
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,9 +126,41 @@ def normalized_ranks(values: np.ndarray) -> np.ndarray:
     return rankdata(v, method="average") / len(v)
 
 
+AGGREGATION_MODES: tuple[str, ...] = ("mean", "log")
+
+
+def rank_table(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Normalized ranks of every score (oriented higher-is-better) and, under ``"-" + name``, of its
+    reverse: what :func:`aggregate_ranks` and :func:`select_rank_ensemble` read."""
+    out = {}
+    for name, values in scores.items():
+        out[name] = normalized_ranks(values)
+        out["-" + name] = normalized_ranks(-np.asarray(values, dtype=np.float64))
+    return out
+
+
+def aggregate_ranks(ranks: Mapping[str, np.ndarray], weights: Mapping[str, float],
+                    mode: str = "mean") -> np.ndarray:
+    """``Σ |w| · r / Σ |w|`` (``mode="mean"``) or ``Σ |w| · log r / Σ |w|`` (``"log"``, AZ-NAS's
+    aggregation, which punishes a cell that any member ranks near the bottom) over the members of
+    ``weights``; a negative weight reads the reversed ranks ``ranks["-" + name]`` (:func:`rank_table`).
+    Higher result = better cell."""
+    if not weights:
+        raise NasplugError("a rank aggregate needs at least one weighted scorer")
+    if mode not in AGGREGATION_MODES:
+        raise NasplugError(f"unknown aggregation mode {mode!r}; use 'mean' or 'log'")
+    total = 0.0
+    for name, w in weights.items():
+        key = name if w >= 0 else "-" + name
+        if key not in ranks:
+            raise NasplugError(f"rank aggregate: no ranks for {key!r}")
+        total = total + abs(w) * (np.log(ranks[key]) if mode == "log" else ranks[key])
+    return total / sum(abs(w) for w in weights.values())
+
+
 def rank_aggregate(scores: dict[str, np.ndarray], weights: dict[str, float],
                    higher_is_better: dict[str, bool] | None = None, mode: str = "mean") -> np.ndarray:
-    """Combine scorers by their ranks: higher result = better cell.
+    """Combine scorers by their ranks over the given cells: higher result = better cell.
 
     Parameters
     ----------
@@ -139,22 +171,61 @@ def rank_aggregate(scores: dict[str, np.ndarray], weights: dict[str, float],
     higher_is_better
         Orientation of each scorer (default all True), applied before ranking.
     mode
-        ``"mean"``: weighted mean of normalized ranks; ``"log"``: weighted sum of log normalized
-        ranks (AZ-NAS's aggregation, which punishes a cell that any member ranks near the bottom).
+        ``"mean"`` or ``"log"`` (:func:`aggregate_ranks`).
     """
-    if not weights:
-        raise NasplugError("rank_aggregate needs at least one weighted scorer")
-    if mode not in ("mean", "log"):
-        raise NasplugError(f"unknown aggregation mode {mode!r}; use 'mean' or 'log'")
     higher_is_better = higher_is_better or {}
-    total = None
-    for name, w in weights.items():
-        if name not in scores:
-            raise NasplugError(f"rank_aggregate: no scores for {name!r}")
-        # a negative weight uses the scorer in reverse
-        v = oriented(scores[name], higher_is_better.get(name, True) == (w >= 0))
-        w = abs(w)
-        r = normalized_ranks(v)
-        term = w * (np.log(r) if mode == "log" else r)
-        total = term if total is None else total + term
-    return total / sum(abs(w) for w in weights.values())
+    missing = [name for name in weights if name not in scores]
+    if missing:
+        raise NasplugError(f"rank_aggregate: no scores for {missing[0]!r}")
+    table = rank_table({name: oriented(scores[name], higher_is_better.get(name, True)) for name in weights})
+    return aggregate_ranks(table, weights, mode)
+
+
+@dataclass(frozen=True)
+class RankEnsemble:
+    """A rank aggregate chosen by :func:`select_rank_ensemble`: signed ``weights``, ``mode`` and the
+    objective ``value`` it reached where it was chosen."""
+
+    weights: dict[str, float]
+    mode: str
+    value: float
+
+
+def select_rank_ensemble(ranks: Mapping[str, np.ndarray], truth: np.ndarray,
+                         objective: Callable[[np.ndarray, np.ndarray], float], *,
+                         candidates: Sequence[str] | None = None,
+                         weights: Sequence[float] = (0.25, 0.5, 1.0, 2.0), max_members: int = 6,
+                         modes: Sequence[str] = AGGREGATION_MODES, min_gain: float = 1e-3) -> RankEnsemble:
+    """Greedy forward selection of an ensemble maximizing ``objective(aggregate, truth)``.
+
+    Per mode, members are added one at a time — each candidate (default: every unsigned name of
+    ``ranks``) with every weight and both signs — keeping the best step while it improves the
+    objective by more than ``min_gain``, up to ``max_members``; the better mode wins (ties: the
+    first). ``ranks`` comes from :func:`rank_table` restricted to the cells where it is chosen. What
+    it is chosen on is the caller's protocol (benchmarks/ntk_ensemble.py: a random half of NB201,
+    CIFAR-10 only).
+    """
+    names = [n for n in ranks if not n.startswith("-")] if candidates is None else list(candidates)
+    best: RankEnsemble | None = None
+    for mode in modes:
+        chosen: dict[str, float] = {}
+        value = -np.inf
+        while len(chosen) < max_members:
+            step = None
+            for name in names:
+                if name in chosen:
+                    continue
+                for w in weights:
+                    for sign in (1, -1):
+                        trial = {**chosen, name: sign * w}
+                        got = objective(aggregate_ranks(ranks, trial, mode), truth)
+                        if got > value + min_gain and (step is None or got > step[0]):
+                            step = (got, trial)
+            if step is None:
+                break
+            value, chosen = step
+        if chosen and (best is None or value > best.value):
+            best = RankEnsemble(chosen, mode, float(value))
+    if best is None:
+        raise NasplugError("no candidate improves the objective: nothing to select")
+    return best

@@ -12,7 +12,16 @@ from scipy import stats
 
 from nasplug import ArchGraph, search_spaces
 from nasplug.cli import main
-from nasplug.ranking import normalized_ranks, rank_aggregate, score_space
+from nasplug.errors import NasplugError
+from nasplug.nasbench.metrics import spearman_rho
+from nasplug.ranking import (
+    aggregate_ranks,
+    normalized_ranks,
+    rank_aggregate,
+    rank_table,
+    score_space,
+    select_rank_ensemble,
+)
 
 
 def test_rank_report_files_and_numbers(nb201_csv, nb201_rows, tmp_path, capsys):
@@ -78,6 +87,23 @@ def test_rank_aggregate_by_hand():
     np.testing.assert_allclose(rank_aggregate({"a": a}, {"a": -1.0}), normalized_ranks(-a))
     logagg = rank_aggregate({"a": a, "b": b}, {"a": 1.0, "b": 1.0}, {"b": False}, mode="log")
     np.testing.assert_allclose(logagg, (np.log([4, 1, 2.5, 2.5]) + np.log([4, 1, 2, 3]) - 2 * np.log(4)) / 2)
+
+
+def test_select_rank_ensemble_recovers_a_planted_combination():
+    """The truth is the rank-mean of a and reversed b; c is noise. The greedy search finds exactly a and
+    −b with equal weights and leaves c out."""
+    rng = np.random.default_rng(0)
+    a, b, c = rng.standard_normal((3, 500))
+    table = rank_table({"a": a, "b": b, "c": c})
+    truth = aggregate_ranks(table, {"a": 1.0, "b": -1.0})
+    chosen = select_rank_ensemble(table, truth, spearman_rho, modes=("mean",))
+    assert set(chosen.weights) == {"a", "b"} and chosen.mode == "mean"
+    assert chosen.weights["b"] / chosen.weights["a"] == -1.0 and chosen.value == pytest.approx(1.0)
+    np.testing.assert_allclose(table["-a"], normalized_ranks(-a))
+    with pytest.raises(NasplugError, match="nothing to select"):
+        select_rank_ensemble(table, truth, lambda score, t: float("nan"))
+    with pytest.raises(NasplugError, match="no ranks"):
+        aggregate_ranks({"a": table["a"]}, {"a": -1.0})
 
 
 def test_score_space_chunks_agree_with_one_batch():

@@ -50,8 +50,9 @@ from nasplug.nasbench.metrics import (
     top_k_precision,
     true_top,
 )
-from nasplug.ranking import aggregate_ranks, rank_table, score_space, select_rank_ensemble
+from nasplug.ranking import score_space, select_rank_ensemble
 from nasplug.scorers import oriented
+from nasplug.scorers.ensemble import aggregate_ranks, rank_table
 
 ROOT = Path(__file__).resolve().parents[1]
 

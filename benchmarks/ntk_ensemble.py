@@ -39,8 +39,9 @@ import numpy as np
 from nasplug import scorers, search_spaces
 from nasplug.nasbench import SHORT_NAMES, load_benchmark
 from nasplug.nasbench.metrics import bootstrap_ci, kendall_tau, spearman_rho
-from nasplug.ranking import aggregate_ranks, rank_table, select_rank_ensemble
+from nasplug.ranking import select_rank_ensemble
 from nasplug.scorers import oriented
+from nasplug.scorers.ensemble import aggregate_ranks, rank_table
 from nasplug.theory import NTKConfig
 from nasplug.theory.propagation import distinct_networks
 

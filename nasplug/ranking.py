@@ -3,7 +3,9 @@
 Also combines scorers into one training-free score by rank aggregation (:func:`rank_aggregate`):
 scorers measure different things on different scales (a path count, a depth, a kernel eigenvalue),
 so averaging their *ranks* is the scale-free way to combine them, as zero-cost-proxy ensembles such
-as AZ-NAS do.
+as AZ-NAS do (the ranks and their aggregation live in :mod:`nasplug.scorers.ensemble`, whose
+registered ``rank_ensemble`` scores single architectures against a space), and chooses such an
+ensemble by greedy forward selection (:func:`select_rank_ensemble`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.scorers import oriented
+from nasplug.scorers.ensemble import AGGREGATION_MODES, aggregate_ranks, rank_table
 from nasplug.search.filtering import resolve_filter, resolve_scorer
 
 
@@ -72,7 +75,8 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
     while bounding memory (kernel scorers hold ``N x N`` matrices per cell) and lets ``progress``
     show a bar on stderr for slow scorers. Fast scorers lose nothing: a chunk of 4,096 NB201
     cells is already a large vectorized batch.
-    Filters that are fitted on a space (``dag_box``, ``top_fraction``) are fitted on ``space``.
+    Filters and scorers that are fitted on a space (``dag_box``, ``top_fraction``, ``rank_ensemble``)
+    are fitted on ``space``.
     """
     if sample is not None:
         if sample < 1:
@@ -88,7 +92,7 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
         raise NasplugError(f"{space} has {space.size:.3g} cells; score a sample with --sample N")
     else:
         indices = np.arange(space.size)
-    built = {name: resolve_scorer(name) for name in scorer_names}
+    built = {name: resolve_scorer(name, space) for name in scorer_names}
     filters = {name: resolve_filter(name, space) for name in filter_names}
     scores = {name: np.empty(len(indices)) for name in built}
     keep = {name: np.empty(len(indices), dtype=bool) for name in filters}
@@ -118,46 +122,6 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
     return SpaceScores(space, indices, scores, keep, higher)
 
 
-def normalized_ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks scaled to (0, 1], best = 1 (higher value = better); NaN ranks lowest."""
-    from scipy.stats import rankdata
-
-    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=-np.inf)
-    return rankdata(v, method="average") / len(v)
-
-
-AGGREGATION_MODES: tuple[str, ...] = ("mean", "log")
-
-
-def rank_table(scores: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Normalized ranks of every score (oriented higher-is-better) and, under ``"-" + name``, of its
-    reverse: what :func:`aggregate_ranks` and :func:`select_rank_ensemble` read."""
-    out = {}
-    for name, values in scores.items():
-        out[name] = normalized_ranks(values)
-        out["-" + name] = normalized_ranks(-np.asarray(values, dtype=np.float64))
-    return out
-
-
-def aggregate_ranks(ranks: Mapping[str, np.ndarray], weights: Mapping[str, float],
-                    mode: str = "mean") -> np.ndarray:
-    """``Σ |w| · r / Σ |w|`` (``mode="mean"``) or ``Σ |w| · log r / Σ |w|`` (``"log"``, AZ-NAS's
-    aggregation, which punishes a cell that any member ranks near the bottom) over the members of
-    ``weights``; a negative weight reads the reversed ranks ``ranks["-" + name]`` (:func:`rank_table`).
-    Higher result = better cell."""
-    if not weights:
-        raise NasplugError("a rank aggregate needs at least one weighted scorer")
-    if mode not in AGGREGATION_MODES:
-        raise NasplugError(f"unknown aggregation mode {mode!r}; use 'mean' or 'log'")
-    total = 0.0
-    for name, w in weights.items():
-        key = name if w >= 0 else "-" + name
-        if key not in ranks:
-            raise NasplugError(f"rank aggregate: no ranks for {key!r}")
-        total = total + abs(w) * (np.log(ranks[key]) if mode == "log" else ranks[key])
-    return total / sum(abs(w) for w in weights.values())
-
-
 def rank_aggregate(scores: dict[str, np.ndarray], weights: dict[str, float],
                    higher_is_better: dict[str, bool] | None = None, mode: str = "mean") -> np.ndarray:
     """Combine scorers by their ranks over the given cells: higher result = better cell.
@@ -182,7 +146,7 @@ def rank_aggregate(scores: dict[str, np.ndarray], weights: dict[str, float],
 
 
 @dataclass(frozen=True)
-class RankEnsemble:
+class EnsembleChoice:
     """A rank aggregate chosen by :func:`select_rank_ensemble`: signed ``weights``, ``mode`` and the
     objective ``value`` it reached where it was chosen."""
 
@@ -195,7 +159,7 @@ def select_rank_ensemble(ranks: Mapping[str, np.ndarray], truth: np.ndarray,
                          objective: Callable[[np.ndarray, np.ndarray], float], *,
                          candidates: Sequence[str] | None = None,
                          weights: Sequence[float] = (0.25, 0.5, 1.0, 2.0), max_members: int = 6,
-                         modes: Sequence[str] = AGGREGATION_MODES, min_gain: float = 1e-3) -> RankEnsemble:
+                         modes: Sequence[str] = AGGREGATION_MODES, min_gain: float = 1e-3) -> EnsembleChoice:
     """Greedy forward selection of an ensemble maximizing ``objective(aggregate, truth)``.
 
     Per mode, members are added one at a time — each candidate (default: every unsigned name of
@@ -206,7 +170,7 @@ def select_rank_ensemble(ranks: Mapping[str, np.ndarray], truth: np.ndarray,
     CIFAR-10 only).
     """
     names = [n for n in ranks if not n.startswith("-")] if candidates is None else list(candidates)
-    best: RankEnsemble | None = None
+    best: EnsembleChoice | None = None
     for mode in modes:
         chosen: dict[str, float] = {}
         value = -np.inf
@@ -225,7 +189,7 @@ def select_rank_ensemble(ranks: Mapping[str, np.ndarray], truth: np.ndarray,
                 break
             value, chosen = step
         if chosen and (best is None or value > best.value):
-            best = RankEnsemble(chosen, mode, float(value))
+            best = EnsembleChoice(chosen, mode, float(value))
     if best is None:
         raise NasplugError("no candidate improves the objective: nothing to select")
     return best

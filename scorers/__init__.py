@@ -9,7 +9,8 @@ over :mod:`nasplug.graph` and :mod:`nasplug.theory`:
 * :mod:`~nasplug.scorers.nngp` — λ_min and friends of the exact NNGP kernel [C22];
 * :mod:`~nasplug.scorers.ntk` — λ_min, log det, effective rank, … of the NTK (plain and conv/pool-aware);
 * :mod:`~nasplug.scorers.hparams` — the [C24] maximal-LR multiplier;
-* :mod:`~nasplug.scorers.quantile` — keep the best-scored fraction of a space;
+* :mod:`~nasplug.scorers.ensemble` — ranks, rank aggregation, ``rank_ensemble`` (fitted on a space);
+* :mod:`~nasplug.scorers.quantile` — keep the best-scored fraction of a space (default: by ``rank_ensemble``);
 * :mod:`~nasplug.scorers.baselines` — #params, FLOPs, NASWOT, synflow of the built network (torch).
 """
 

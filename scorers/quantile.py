@@ -27,7 +27,7 @@ class QuantileFilter(BatchFilter):
         self.description = f"{scorer.name} {'>=' if scorer.higher_is_better else '<='} {bound:.6g}"
 
     @classmethod
-    def fit(cls, space: ProductSpace | str, scorer: str = "live_param_cost", keep: float = 0.1,
+    def fit(cls, space: ProductSpace | str, scorer: str = "rank_ensemble", keep: float = 0.1,
             rng: int = 0) -> QuantileFilter:
         """Threshold at the ``1 − keep`` quantile of the space's scores. Ties at the threshold are
         all kept, so coarse scorers can keep somewhat more than ``keep``."""
@@ -39,7 +39,7 @@ class QuantileFilter(BatchFilter):
         if found.slow:
             raise NasplugError(f"{scorer!r} builds a network per cell: too slow to fit on a whole space")
         space = resolve_space(space)
-        built = get(scorer)
+        built = get(scorer, space=space) if found.takes_space else get(scorer)
         values = oriented(built.score_many(space.fit_batch(rng)), built.higher_is_better)
         values = values[np.isfinite(values)]
         if not values.size:
@@ -53,7 +53,7 @@ class QuantileFilter(BatchFilter):
 
 
 @register("top_fraction", "filter",
-          "keep the best-scored fraction of the space by a scorer (default: top 10 % by live_param_cost)")
-def top_fraction(space: ProductSpace | str = "nb201", scorer: str = "live_param_cost",
+          "keep the best-scored fraction of the space by a scorer (default: top 10 % by rank_ensemble)")
+def top_fraction(space: ProductSpace | str = "nb201", scorer: str = "rank_ensemble",
                  keep: float = 0.1) -> QuantileFilter:
     return QuantileFilter.fit(space, scorer, keep)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from nasplug import search_spaces
 from nasplug.cli import main
 
 
@@ -64,7 +67,25 @@ def test_rank_topology_whole_space(tmp_path, capsys):
     assert "keeps 6,256 of 15,625" in out
     lines = (tmp_path / "scores.csv").read_text().splitlines()
     assert len(lines) == 15_626
-    assert lines[0].startswith("index,arch,live_param_cost")
+    assert lines[0].startswith("index,arch,ntk_lambda_min,live_param_cost")
+
+
+def test_rank_recommended_aggregate(tmp_path, capsys):
+    """``--aggregate recommended`` is the documented ensemble: its column equals rank_aggregate of the
+    three members over the space, and it sorts the listing."""
+    from nasplug import scorers
+    from nasplug.ranking import rank_aggregate
+
+    assert main(["rank", "--scorers", "effective_depth", "--filters", "", "--aggregate", "recommended",
+                 "--out", str(tmp_path), "--top", "3"]) == 0
+    assert "top 3 by rank_aggregate" in capsys.readouterr().out
+    with (tmp_path / "scores.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    batch = search_spaces.get("nb201").batch()
+    members = ("ntk_lambda_min", "effective_depth", "nngp_inverse_condition")
+    values = {n: scorers.get(n).score_many(batch) for n in members}
+    expected = rank_aggregate(values, dict.fromkeys(members, 1.0))
+    np.testing.assert_allclose([float(r["rank_aggregate"]) for r in rows], expected, rtol=1e-12)
 
 
 def test_rank_too_large_space_needs_sample():

@@ -14,14 +14,9 @@ from nasplug import ArchGraph, search_spaces
 from nasplug.cli import main
 from nasplug.errors import NasplugError
 from nasplug.nasbench.metrics import spearman_rho
-from nasplug.ranking import (
-    aggregate_ranks,
-    normalized_ranks,
-    rank_aggregate,
-    rank_table,
-    score_space,
-    select_rank_ensemble,
-)
+from nasplug.ranking import rank_aggregate, score_space, select_rank_ensemble
+from nasplug.scorers.ensemble import aggregate_ranks, normalized_ranks, rank_table
+from nasplug.search import resolve_scorer
 
 
 def test_rank_report_files_and_numbers(nb201_csv, nb201_rows, tmp_path, capsys):
@@ -104,6 +99,44 @@ def test_select_rank_ensemble_recovers_a_planted_combination():
         select_rank_ensemble(table, truth, lambda score, t: float("nan"))
     with pytest.raises(NasplugError, match="no ranks"):
         aggregate_ranks({"a": table["a"]}, {"a": -1.0})
+
+
+def test_rank_ensemble_scorer_equals_the_aggregate_over_its_space():
+    """Fitted on NB201, the registered rank_ensemble scores every cell exactly as rank_aggregate of its
+    members over the whole space (searchsorted mid-ranks vs scipy's average ranks), one cell at a
+    time as in a batch, and it is top_fraction's default scorer."""
+    from nasplug import scorers
+
+    space = search_spaces.get("nb201")
+    batch = space.batch()
+    members = {"live_param_cost": 1.0, "effective_depth": 0.5, "num_paths": -2.0}
+    ens = scorers.get("rank_ensemble", members=members, mode="log")
+    values = {n: scorers.get(n).score_many(batch) for n in members}
+    np.testing.assert_allclose(ens.score_many(batch), rank_aggregate(values, members, mode="log"), rtol=1e-12)
+    cells = [space.decode(i) for i in (0, 4321, 15_624)]
+    np.testing.assert_allclose([ens.score(c) for c in cells], ens.score_many(batch)[[0, 4321, 15_624]])
+    default = scorers.get("rank_ensemble")
+    assert set(default.members) == {"ntk_lambda_min", "effective_depth", "nngp_inverse_condition"}
+    keep = scorers.get("top_fraction").keep_many(batch)
+    score = default.score_many(batch)
+    assert 0.1 <= keep.mean() < 0.11 and score[keep].min() > score[~keep].max()
+    # fitted on the space it is resolved for, not on NB201
+    dag = search_spaces.get("dag:4").batch()
+    expected = rank_aggregate({n: scorers.get(n).score_many(dag) for n in default.members},
+                              {n: w for n, (_, w) in default.members.items()})
+    np.testing.assert_allclose(resolve_scorer("rank_ensemble", "dag:4").score_many(dag), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"members": {}}, "at least one member"), ({"members": {"dag_box": 1.0}}, "not a scorer"),
+    ({"members": {"naswot": 1.0}}, "too slow"), ({"members": {"num_paths": 0.0}}, "non-zero"),
+    ({"mode": "median"}, "aggregation mode"),
+])
+def test_rank_ensemble_bad_parameters(params, message):
+    from nasplug import scorers
+
+    with pytest.raises(NasplugError, match=message):
+        scorers.get("rank_ensemble", **params)
 
 
 def test_score_space_chunks_agree_with_one_batch():

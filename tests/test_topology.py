@@ -57,7 +57,7 @@ def test_top_fraction_keeps_the_best_scored_cells():
     space = NB201Space()
     batch = space.batch()
     cost = scorers.get("live_param_cost").score_many(batch)
-    keep = scorers.get("top_fraction", keep=0.1).keep_many(batch)
+    keep = scorers.get("top_fraction", scorer="live_param_cost", keep=0.1).keep_many(batch)
     # at least the requested share (ties at the threshold are kept), and exactly a score threshold
     assert 0.1 <= keep.mean() < 0.2
     assert cost[keep].min() > cost[~keep].max()

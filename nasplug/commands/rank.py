@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-#: The topology scorers and the exact NNGP λ_min. The first one sorts: live_param_cost, the best
-#: single fast scorer on NB201 CIFAR-10 (docs/nb201_ranking.md; chosen on CIFAR-10 only).
+#: The first one sorts: ntk_lambda_min, the best single fast scorer on the tuning halves of NB201's
+#: CIFAR-10 (docs/ntk_ranking.md); then the recommended ensemble's other members and the topology.
 DEFAULT_SCORERS = [
-    "live_param_cost", "effective_depth", "sum_depth_cubed", "nngp_lambda_min",
-    "effective_width", "num_paths",
+    "ntk_lambda_min", "live_param_cost", "effective_depth", "nngp_inverse_condition", "sum_depth_cubed",
+    "nngp_lambda_min", "effective_width", "num_paths",
 ]
+#: ``--aggregate recommended``: the ensemble chosen by benchmarks/ntk_ensemble.py (docs/ntk_ranking.md).
+RECOMMENDED_AGGREGATE = "ntk_lambda_min:1,effective_depth:1,nngp_inverse_condition:1"
 DEFAULT_FILTERS = ["dag_box"]
 
 
@@ -27,8 +29,11 @@ def add_parser(sub) -> None:
     p.add_argument("--filters", default=",".join(DEFAULT_FILTERS),
                    help="comma-separated filters, '' for none (default %(default)s)")
     p.add_argument("--aggregate", default=None, metavar="NAME:W,...",
-                   help="add a column 'rank_aggregate': the weighted mean of the scorers' normalized "
-                   "ranks (a negative weight reverses a scorer), e.g. effective_depth:1,num_paths:0.5")
+                   help="add a column 'rank_aggregate' and sort by it: the weighted mean of the scorers' "
+                   "normalized ranks (a negative weight reverses a scorer), e.g. effective_depth:1,"
+                   "num_paths:0.5. Recommended: 'recommended' = " + RECOMMENDED_AGGREGATE + " (held-out "
+                   "Spearman rho 0.893/0.869/0.836 on NB201 CIFAR-10/100/ImageNet16-120, chosen on a "
+                   "random half with CIFAR-10 only; docs/ntk_ranking.md)")
     p.add_argument("--sample", type=int, help="score this many random cells instead of all")
     p.add_argument("--seed", type=int, default=0, help="seed of --sample")
     p.add_argument("--top", type=int, default=10, help="how many cells to print")
@@ -78,7 +83,8 @@ def run(args) -> int:
     scorer_names = _names(args.scorers)
     if not scorer_names:
         raise NasplugError("give at least one scorer with --scorers")
-    weights = _weights(args.aggregate) if args.aggregate else {}
+    aggregate = RECOMMENDED_AGGREGATE if (args.aggregate or "").strip() == "recommended" else args.aggregate
+    weights = _weights(aggregate) if aggregate else {}
     for name in weights:
         if name not in scorer_names:
             scorer_names.append(name)

@@ -133,7 +133,7 @@ class FilteredSampler(BaseSampler):
         self._base = base_sampler if base_sampler is not None else optuna.samplers.TPESampler(seed=seed)
         self._space = resolve_space(space)
         self._filter = resolve_filter(filter, self._space)
-        self._scorer = resolve_scorer(scorer)
+        self._scorer = resolve_scorer(scorer, self._space)
         self._max_tries = int(max_tries)
         self._fallback = fallback
         self._patience = max(1, int(patience))

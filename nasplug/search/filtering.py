@@ -59,8 +59,12 @@ def _kind(name: str) -> str | None:
         return None
 
 
-def resolve_scorer(scorer: Any) -> Any:
-    """A scorer object from itself, ``None``/``"none"`` or a registered scorer name."""
+def resolve_scorer(scorer: Any, space: ProductSpace | str | None = None) -> Any:
+    """A scorer object from itself, ``None``/``"none"`` or a registered scorer name.
+
+    A registered factory with a ``space`` parameter (``rank_ensemble``: ranks against the space) is
+    fitted on ``space`` when one is given (else on its own default).
+    """
     if _is_none(scorer):
         return None
     if not isinstance(scorer, str):
@@ -68,8 +72,11 @@ def resolve_scorer(scorer: Any) -> Any:
             raise NasplugError(f"{scorer!r} is not a scorer (needs score/score_many)")
         return scorer
     name = scorer.strip()
-    if scorers.entry(name).kind != "scorer":
+    found = scorers.entry(name)
+    if found.kind != "scorer":
         raise NasplugError(f"{name!r} is a filter, not a scorer")
+    if found.takes_space and space is not None:
+        return scorers.get(name, space=resolve_space(space))
     return scorers.get(name)
 
 

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from md_tables import md_table  # benchmarks/md_tables.py (scripts run from this folder)
 
 from nasplug import scorers, search_spaces
 from nasplug.nasbench import SHORT_NAMES, load_benchmark
@@ -79,11 +80,6 @@ DEFAULT_SAMPLE = 2000
 
 def fmt(x: float, d: int = 3) -> str:
     return "–" if not np.isfinite(x) else f"{x:.{d}f}"
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|",
-                      *("| " + " | ".join(map(str, r)) + " |" for r in rows)])
 
 
 # ---------------------------------------------------------------------- scoring

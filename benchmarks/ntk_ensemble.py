@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from md_tables import md_table  # benchmarks/md_tables.py (scripts run from this folder)
 
 from nasplug import scorers, search_spaces
 from nasplug.nasbench import SHORT_NAMES, load_benchmark
@@ -81,11 +82,6 @@ PUBLISHED = (
     ("vote of synflow, jacob_cov, snip (Abdelfattah et al. 2021)", "0.82 (C10)"),
     ("NASLib proxies, post-hoc triple on a 491-cell subset (as quoted in issue 12)", "0.86–0.87"),
 )
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|",
-                      *("| " + " | ".join(map(str, r)) + " |" for r in rows)])
 
 
 def spec(weights: dict[str, float], mode: str) -> str:

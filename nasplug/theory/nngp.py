@@ -55,9 +55,9 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch, ArchGraph, as_batch, depth_histograms
-from nasplug.theory import propagation
 from nasplug.theory.gram import check_gram
 from nasplug.theory.propagation import EdgeModels, map_architectures
+from nasplug.theory.propagation import check_mode as check_kernel_mode
 from nasplug.theory.relu import relu_h
 from nasplug.theory.spectral import snap
 
@@ -65,7 +65,7 @@ Mode = Literal["exact", "paper"]
 
 
 def check_mode(mode: str, sigma2: float) -> None:
-    propagation.check_mode(mode)
+    check_kernel_mode(mode)
     if not (np.isfinite(sigma2) and sigma2 > 0):
         raise NasplugError(f"sigma2 must be a positive number, got {sigma2}")
 

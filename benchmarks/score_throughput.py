@@ -189,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     rows += extra_rows(space, args.loop_stride, args.proxy_cells)
     table = render(rows, rows[0].batched_s)
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     machine = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
-               f"Python {platform.python_version()}, numpy {np.__version__}")
+               f"Python {platform.python_version()}, numpy {np.__version__}; 1-minute load average "
+               f"{load:.1f} at the start (other jobs share the cores: absolute times vary, ratios less)")
     text = "\n".join([
         "# Scoring throughput",
         "",
@@ -198,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         "the ratios less so). Whole NAS-Bench-201 space, 15,625 cells. *batched*: one vectorized call over",
         "`space.batch()` (best of 3). *per-cell loop*: the scalar API in a Python loop, timed on an evenly",
         "spaced subset and scaled to the whole space. *× topology batched*: cost relative to the first row,",
-        f"measured in the same run. NNGP rows use the default Gram ({DEFAULT_SAMPLES} digits samples, see",
-        "docs/nngp.md).",
+        "measured in the same run. NNGP and NTK rows use the default Gram",
+        f"({DEFAULT_SAMPLES} digits samples, see docs/nngp.md).",
         "",
         f"Machine: {machine}.",
         "",

@@ -237,7 +237,7 @@ ESTIMATORS: dict[str, Callable[[np.ndarray], int]] = {"paper": paper_max_lr, "to
 
 # ====================================================================== conventions
 def output_variance(code: str) -> float:
-    """``q_H = E z_H² / E z_0²`` of the arch-aware theory network: the diagonal of THEORY §3's exact
+    """``q_H = E z_H² / E z_0²`` of the arch-aware theory network: the diagonal of docs/theory.md §3's exact
     NNGP recursion (skip cross terms included) with each edge's own target-rule gain.
     ``nasplug.theory.nngp.nngp_kernel`` takes one σ² for every edge, so the per-edge gains are applied
     here; on the diagonal the ReLU map is the identity (``h(1) = 1``), so no Gram is needed."""

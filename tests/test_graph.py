@@ -15,7 +15,7 @@ from nasplug.graph import ArchBatch, depth_histograms, path_stats_arrays
 from nasplug.search_spaces import DAGSpace, NB201Space
 
 
-# ---------------------------------------------------------------- worked examples [THEORY §2]
+# ---------------------------------------------------------------- worked examples [docs/theory.md §2]
 @pytest.mark.parametrize(
     "code, P, d_bar, m_bar",
     [("2_02_002", 1, 3.0, 1 / 3), ("1_01_222", 3, 1.0, 3.0), ("2_21_112", 4, 1.25, 2.4)],

@@ -36,7 +36,7 @@ NB201 = search_spaces.get("nb201")
 
 
 def in_c22_box(arch: ArchGraph) -> bool:
-    """The published NB201 box [C22 §5.3] (THEORY.md §2): centre (1.625, 2.1667), half-radius
+    """The published NB201 box [C22 §5.3] (docs/theory.md §2): centre (1.625, 2.1667), half-radius
     (0.6875, 0.9167), cells without a path rejected — computed from path_stats, not the filter."""
     st = arch.path_stats()
     if st.num_paths == 0:
@@ -116,7 +116,7 @@ def test_rejected_architectures_never_reach_the_objective(make_base):
 
 def test_random_base_rejects_at_the_rate_of_the_box():
     # With a uniform base sampler the wrapper is rejection sampling: proposals per trial are
-    # geometric with success probability 6,256 / 15,625 (THEORY.md §2), mean 2.50.
+    # geometric with success probability 6,256 / 15,625 (docs/theory.md §2), mean 2.50.
     study = optuna.create_study(sampler=FilteredSampler(optuna.samplers.RandomSampler(seed=3),
                                                        filter="dag_box", space="nb201", seed=0))
     study.optimize(lambda t: suggest_architecture(t, "nb201").path_stats().num_paths, n_trials=300)

@@ -1,5 +1,8 @@
 """Text and tuple encodings of architectures: NB201 strings, [C22] DAG codes, NASLib tuples.
 
+NAS-Bench-101 and DARTS / NAS-Bench-301 cells have their own modules (:mod:`nasplug.graph.nb101`,
+:mod:`nasplug.graph.darts`); NASLib's NB101 tuple is dispatched from :func:`parse_naslib` by length.
+
 Each ``parse_*`` returns ``(n_nodes, edges)`` with ``edges = {(source, target): Op}`` and raises
 :class:`~nasplug.errors.ArchError` naming the position of the problem; each ``format_*`` is its
 inverse. :class:`~nasplug.ArchGraph` wraps them (``ArchGraph.parse``, ``to_nb201``, ...).
@@ -13,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from nasplug.errors import ArchError
+from nasplug.graph import nb101
 from nasplug.ops import DAG_CODE_OPS, NASLIB_OPS, ZERO, Op, get_op
 
 Edges = dict[tuple[int, int], Op]
@@ -20,7 +24,7 @@ Edges = dict[tuple[int, int], Op]
 #: NASLib's order of the six NB201 edges, as (source, target) with 0-based nodes.
 NASLIB_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 
-_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)~(\d+)")
+_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)~(\d+)")
 
 
 def parse_nb201(text: str) -> tuple[int, Edges]:
@@ -111,10 +115,18 @@ def format_dag_code(n_nodes: int, edges: Mapping[tuple[int, int], Op]) -> str:
 
 def parse_naslib(ops: Sequence[int]) -> tuple[int, Edges]:
     """NASLib's NB201 op-index tuple (0 skip, 1 none, 2 conv3x3, 3 conv1x1, 4 avgpool), positions =
-    edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) of NASLib's 1-based nodes (:data:`NASLIB_EDGES`)."""
+    edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) of NASLib's 1-based nodes (:data:`NASLIB_EDGES`); or
+    NASLib's NB101 tuple of ``n² + n`` integers, ``n`` = 3..7
+    (:func:`nasplug.graph.nb101.parse_naslib_nb101`)."""
     ops = list(ops)
+    if len(ops) in (12, 20, 30, 42, 56):
+        for pos, value in enumerate(ops):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise ArchError(f"NASLib NB101 tuple: item {pos} ({value!r}) is not an integer")
+        return nb101.parse_nb101(*nb101.parse_naslib_nb101(ops))
     if len(ops) != len(NASLIB_EDGES):
-        raise ArchError(f"a NASLib NB201 tuple has 6 op indices, got {len(ops)}: {tuple(ops)}")
+        raise ArchError(f"a NASLib NB201 tuple has 6 op indices (an NB101 one n²+n, 56 for 7 vertices), got "
+                        f"{len(ops)}: {tuple(ops)}")
     edges: Edges = {}
     for pos, (edge, index) in enumerate(zip(NASLIB_EDGES, ops)):
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(NASLIB_OPS):

@@ -117,9 +117,9 @@ def build_cnn(arch: ArchGraph | str, in_channels: int, channels: int, num_classe
     Edges: parameterized = ReLU → Conv k×k (stride 1, same padding) → BN, with ``k`` the op's kernel
     size for conv ops and ``kernel_size`` for ``linear`` ops (DAG codes); pooling = 3×3 stride-1
     average pooling (``count_include_pad=False``), or max pooling for max-pool ops; skip and concat
-    blocks = identity (a concat node stacks channel blocks, :class:`~nasplug.models.dag.DAGCell`). The spatial size never changes
-    inside the DAG, so nodes can be summed. Init modes as in :func:`build_mlp`, with
-    ``fan_in = channels · k · k``.
+    blocks = identity (a concat node stacks channel blocks, :class:`~nasplug.models.dag.DAGCell`).
+    The spatial size never changes inside the DAG, so nodes can be summed. Init modes as in
+    :func:`build_mlp`, with ``fan_in = channels · k · k``.
     """
     arch = ArchGraph.parse(arch)
     check_init(init)

@@ -34,7 +34,8 @@ from nasplug.models.init import init_layer_, make_generator
 
 class ReLUConvBN(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, affine: bool = True):
-        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out, affine=affine))
+        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_out, 1, bias=False),
+                         nn.BatchNorm2d(c_out, affine=affine))
 
 
 class DilConv(nn.Sequential):
@@ -42,7 +43,8 @@ class DilConv(nn.Sequential):
 
     def __init__(self, c_in: int, c_out: int, k: int, stride: int, dilation: int, affine: bool):
         padding = dilation * (k - 1) // 2
-        super().__init__(nn.ReLU(), nn.Conv2d(c_in, c_in, k, stride, padding, dilation, groups=c_in, bias=False),
+        super().__init__(nn.ReLU(),
+                         nn.Conv2d(c_in, c_in, k, stride, padding, dilation, groups=c_in, bias=False),
                          nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out, affine=affine))
 
 
@@ -84,7 +86,8 @@ class DartsCell(nn.Module):
         self.preprocess0 = FactorizedReduce(c_pp, c) if reduction_prev else ReLUConvBN(c_pp, c)
         self.preprocess1 = ReLUConvBN(c_p, c)
         self.inputs = [inp for _, inp in pairs]
-        self.ops = nn.ModuleList(make_op(op, c, 2 if reduction and inp < 2 else 1, affine) for op, inp in pairs)
+        self.ops = nn.ModuleList(make_op(op, c, 2 if reduction and inp < 2 else 1, affine)
+                                 for op, inp in pairs)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -102,7 +105,8 @@ class DartsNetwork(nn.Module):
         super().__init__()
         self.arch = arch
         c_stem = 3 * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(c_stem))
         c_pp, c_p, c = c_stem, c_stem, C
         self.cells = nn.ModuleList()
         reduction_prev = False

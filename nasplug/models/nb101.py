@@ -70,9 +70,10 @@ class NB101Cell(nn.Module):
         self.ops = nn.ModuleDict()
         for v in range(1, n - 1):
             c = self.channels[v]
-            self.ops[str(v)] = {"conv3x3-bn-relu": lambda: conv_bn_relu(c, c, 3),
-                                "conv1x1-bn-relu": lambda: conv_bn_relu(c, c, 1),
-                                "maxpool3x3": lambda: nn.MaxPool2d(3, stride=1, padding=1)}[ops[v]]()
+            if ops[v] == "maxpool3x3":
+                self.ops[str(v)] = nn.MaxPool2d(3, stride=1, padding=1)
+            else:
+                self.ops[str(v)] = conv_bn_relu(c, c, 3 if ops[v] == "conv3x3-bn-relu" else 1)
         self.projections = nn.ModuleDict({str(v): conv_bn_relu(c_in, self.channels[v], 1)
                                           for v in range(1, n) if self.matrix[0, v]})
 

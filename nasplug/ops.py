@@ -83,6 +83,11 @@ def register_op(op: Op, *aliases: str) -> Op:
     return op
 
 
+def known_ops() -> dict[str, Op]:
+    """Every registered name and alias with its op."""
+    return {**_OPS, **{alias: _OPS[name] for alias, name in _ALIASES.items()}}
+
+
 def get_op(name: str) -> Op:
     """Look an op up by name or alias, with a clear error listing the known ones."""
     try:

@@ -14,7 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from nasplug.graph import ArchBatch, ArchGraph, as_batch
+from nasplug.errors import ArchError
+from nasplug.graph import ArchBatch, ArchGraph, as_batch, batch_of_encodings
 
 Archs = Iterable[ArchGraph | str] | ArchBatch
 
@@ -46,6 +47,13 @@ def map_batches(archs: Archs, fn: Callable[[ArchBatch], np.ndarray], dtype: Any)
     """
     if isinstance(archs, ArchBatch):
         return np.asarray(fn(archs), dtype=dtype)
+    archs = list(archs)
+    try:  # cells in one benchmark's own form: straight into arrays, no per-cell objects
+        fast = batch_of_encodings(archs)
+    except ArchError:
+        fast = None  # e.g. mixed node counts; a bad cell is reported by the per-cell path below
+    if fast is not None:
+        return np.asarray(fn(fast), dtype=dtype)
     archs = [ArchGraph.parse(a) for a in archs]
     out = np.empty(len(archs), dtype=dtype)
     by_size: dict[int, list[int]] = {}

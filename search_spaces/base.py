@@ -158,10 +158,7 @@ class ProductSpace:
 
     def batch_digits(self, digits: np.ndarray) -> ArchBatch:
         """An :class:`ArchBatch` from a ``(B, E)`` matrix of op indices (works for any space size)."""
-        digits = np.asarray(digits, dtype=np.int64)
-        roles = np.array([op.code for op in self.ops], dtype=np.int8)[digits]
-        kernels = np.array([op.kernel_size for op in self.ops], dtype=np.int16)[digits]
-        return ArchBatch(self.n_nodes, self.pairs, roles, kernels)
+        return ArchBatch.from_op_indices(self.n_nodes, digits, self.ops)
 
     def sample_digits(self, n: int, rng: np.random.Generator | int | None = None) -> np.ndarray:
         """``(n, E)`` op indices of ``n`` uniformly random cells (edges drawn independently), for

@@ -374,7 +374,32 @@ class ArchGraph:
 
 
 def as_batch(archs: Iterable[ArchGraph | str] | ArchBatch) -> ArchBatch:
-    """Accept an :class:`ArchBatch`, or any iterable of architectures (or their encodings)."""
+    """Accept an :class:`ArchBatch`, or any iterable of architectures (or their encodings) with one
+    node count. A list of NB201 strings is read straight into arrays without building a cell
+    object per string (:func:`~nasplug.graph.codecs.nb201_op_indices`)."""
     if isinstance(archs, ArchBatch):
         return archs
-    return ArchBatch.from_archs(ArchGraph.parse(a) for a in archs)
+    archs = list(archs)
+    fast = batch_of_encodings(archs)
+    return fast if fast is not None else ArchBatch.from_archs(ArchGraph.parse(a) for a in archs)
+
+
+def batch_of_encodings(archs: list) -> ArchBatch | None:
+    """The batch of a list of cells all in one benchmark's own form, read without a cell object per
+    row — NB201 strings (:func:`~nasplug.graph.codecs.nb201_op_indices`), NB101 specs as
+    ``{"matrix", "ops"}`` dicts or ``(matrix, ops)`` pairs (:func:`~nasplug.graph.nb101.batch_specs`),
+    DARTS genotypes (:func:`~nasplug.graph.darts.batch_genotypes`); ``None`` for anything else.
+    Raises :class:`ArchError` naming the first bad row."""
+    if not archs:
+        return None
+    first = archs[0]
+    if isinstance(first, str) and first.startswith("|"):  # every row is checked by the codec
+        return ArchBatch.from_op_indices(*codecs.nb201_op_indices(archs))
+    elif isinstance(first, str) and first.startswith("Genotype(") or isinstance(first, darts.Genotype):
+        if all(isinstance(a, darts.Genotype) or isinstance(a, str) and a.startswith("Genotype(")
+               for a in archs):
+            return darts.batch_genotypes(archs)
+    elif isinstance(first, dict) and "matrix" in first:
+        if all(isinstance(a, dict) and "matrix" in a and "ops" in a for a in archs):
+            return nb101.batch_specs([(a["matrix"], a["ops"]) for a in archs])
+    return None

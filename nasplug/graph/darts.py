@@ -341,3 +341,43 @@ def batch_arrays(ops: np.ndarray, inputs: np.ndarray, cell: str | None = None) -
             roles[:, col[node, target]] = role2
             kernels[:, col[node, target]] = kern2
     return ArchBatch(n_nodes, pairs, roles, kernels)
+
+
+_PAIR = re.compile(r"\(\s*'([a-z0-9_]+)'\s*,\s*(\d+)\s*\)")
+_CONCAT_TEXT = r"(?:\[2, 3, 4, 5\]|range\(2, 6\))"
+_PRINTED = re.compile(rf"Genotype\(normal=\[([^\]]*)\], normal_concat={_CONCAT_TEXT}, "
+                      rf"reduce=\[([^\]]*)\], reduce_concat={_CONCAT_TEXT}\)")
+_OP_INDEX = {name: i for i, name in enumerate(OPS)}
+_MAX_INPUT = np.array([2 + k // 2 for k in range(8)])
+
+
+def batch_genotypes(values: Sequence, cell: str | None = None) -> ArchBatch:
+    """One batch of many genotypes (pair DAGs, or one cell of each with ``cell``): DARTS's printed
+    strings are read with one regular expression each, other forms through :func:`parse_genotype`;
+    validation is then array work. Raises :class:`~nasplug.errors.ArchError` naming the first bad row."""
+    ops = np.zeros((len(values), 2, 8), dtype=np.int64)
+    inputs = np.zeros((len(values), 2, 8), dtype=np.int64)
+    for row, value in enumerate(values):
+        m = _PRINTED.fullmatch(value) if isinstance(value, str) else None
+        pairs = _PAIR.findall(m[1]) + _PAIR.findall(m[2]) if m else []
+        if len(pairs) != 16 or any(op not in _OP_INDEX for op, _ in pairs):
+            try:
+                geno = parse_genotype(value)
+            except ArchError as err:
+                raise ArchError(f"row {row}: {err}") from None
+            pairs = [(op, str(inp)) for op, inp in geno.normal + geno.reduce]
+        ops[row] = np.reshape([_OP_INDEX[op] for op, _ in pairs], (2, 8))
+        inputs[row] = np.reshape([int(inp) for _, inp in pairs], (2, 8))
+    bad = (inputs >= _MAX_INPUT).any(axis=(1, 2))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        try:
+            parse_genotype(values[row])
+        except ArchError as err:
+            raise ArchError(f"row {row}: {err}") from None
+    if cell is None:
+        return batch_arrays(ops, inputs)
+    if cell not in ("normal", "reduce"):
+        raise ArchError(f"cell must be 'normal', 'reduce' or None (the pair), got {cell!r}")
+    c = 0 if cell == "normal" else 1
+    return batch_arrays(ops[:, c], inputs[:, c], cell)

@@ -287,3 +287,43 @@ def batch_arrays(matrices: np.ndarray, ops: np.ndarray) -> tuple[ArchBatch, np.n
         roles[rows[on], cols] = op_roles[ops[on, v - 1]]
         kernels[rows[on], cols] = op_kernels[ops[on, v - 1]]
     return ArchBatch(N_NODES, _PAIRS, roles, kernels), valid
+
+
+def batch_specs(specs: Sequence) -> ArchBatch:
+    """One batch of many ``(matrix, ops)`` specs (raw or pruned, any size up to 7 vertices after
+    pruning), pruned and laid out by :func:`batch_arrays` — per row only a light array copy.
+
+    Raises :class:`~nasplug.errors.ArchError` naming the first bad row and its problem.
+    """
+    index = {name: i for i, name in enumerate(VERTEX_OPS)}
+    mats = np.zeros((len(specs), MAX_VERTICES, MAX_VERTICES), dtype=np.int64)
+    ops = np.zeros((len(specs), MAX_VERTICES - 2), dtype=np.int64)
+    for row, (matrix, names) in enumerate(specs):
+        try:
+            m = np.asarray(matrix)
+            n = len(m)
+            if n > MAX_VERTICES or m.shape != (n, n) or len(names) != n or names[0] != INPUT \
+                    or names[-1] != OUTPUT:
+                m, names = prune(matrix, names)
+                n = len(m)
+            keep = [*range(n - 1), MAX_VERTICES - 1]
+            mats[row][np.ix_(keep, keep)] = m
+            ops[row, : n - 2] = [index[name] for name in names[1:-1]]
+        except (ArchError, KeyError, ValueError, TypeError, IndexError) as err:
+            raise ArchError(f"row {row}: {_problem(matrix, names, err)}") from None
+    bad = ((mats != 0) & (mats != 1)).any(axis=(1, 2)) | (np.tril(mats) != 0).any(axis=(1, 2))
+    batch, valid = batch_arrays(mats, ops)
+    bad |= ~valid
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ArchError(f"row {row}: {_problem(*specs[row], 'not an NB101 cell')}")
+    return batch
+
+
+def _problem(matrix, ops, fallback: object) -> str:
+    """What :func:`prune` says is wrong with a spec (``fallback`` if it accepts it)."""
+    try:
+        prune(matrix, ops)
+    except ArchError as err:
+        return str(err)
+    return str(fallback)

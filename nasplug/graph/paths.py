@@ -87,8 +87,6 @@ def depth_histograms(batch: ArchBatch, dtype: Any = np.float64,
     :func:`nasplug.theory.hparams.weighted_depth_histograms`).
     """
     n, size = batch.n_nodes, len(batch)
-    hist = np.zeros((size, n, n), dtype=dtype)
-    hist[:, 0, 0] = 1
     roles = batch.roles
     skip_like = np.isin(roles, [ROLE_CODES["skip"], ROLE_CODES["pool"], ROLE_CODES["concat"]])
     param = roles == ROLE_CODES["param"]
@@ -97,12 +95,42 @@ def depth_histograms(batch: ArchBatch, dtype: Any = np.float64,
         weight = np.where(param, param_weights, 0)
         share = 1.0 / np.maximum(concat_fan_in(batch), 1)[:, [t for _, t in batch.pairs]]
         skip_weight = np.where(roles == ROLE_CODES["concat"], share, skip_like)
+    # histograms only as long as the deepest path of the batch; (node, cell, depth) layout so that a
+    # node's histograms are contiguous; chunks of cells bound the working memory
+    depth = max_path_depth(batch)
+    size_d = max(1, int(depth.max()) + 1)
+    out = np.zeros((size, n), dtype=dtype)
+    chunk = max(1, HIST_CHUNK_BYTES // (8 * n * size_d))
+    active = [(e, s, t, skip_like[:, e].any(), param[:, e].any()) for e, (s, t) in enumerate(batch.pairs)]
+    for start in range(0, size, chunk):
+        rows = slice(start, start + chunk)
+        hist = np.zeros((n, len(range(size)[rows]), size_d), dtype=dtype)
+        hist[0, :, 0] = 1
+        for e, s, t, any_skip, any_param in active:
+            if any_skip:
+                hist[t] += hist[s] * skip_weight[rows, e, None].astype(dtype)
+            if any_param and size_d > 1:
+                hist[t, :, 1:] += hist[s, :, :-1] * weight[rows, e, None].astype(dtype)
+        out[rows, :size_d] = hist[n - 1]
+    return out
+
+
+#: Working-memory budget (bytes) of one chunk of :func:`depth_histograms`.
+HIST_CHUNK_BYTES = 32 * 2**20
+
+
+def max_path_depth(batch: ArchBatch) -> np.ndarray:
+    """``(B,)`` int64: the largest number of parameterized edges on an input→output path (−1 when
+    there is no path), by a longest-path pass over the topological order."""
+    nonzero = batch.roles != ROLE_CODES["zero"]
+    param = (batch.roles == ROLE_CODES["param"]).astype(np.int64)
+    longest = np.full((len(batch), batch.n_nodes), -1, dtype=np.int64)
+    longest[:, 0] = 0
     for e, (s, t) in enumerate(batch.pairs):
-        if skip_like[:, e].any():
-            hist[:, t] += hist[:, s] * skip_weight[:, e, None].astype(dtype)
-        if param[:, e].any():
-            hist[:, t, 1:] += hist[:, s, :-1] * weight[:, e, None].astype(dtype)
-    return hist[:, n - 1]
+        reach = nonzero[:, e] & (longest[:, s] >= 0)
+        if reach.any():
+            longest[:, t] = np.maximum(longest[:, t], np.where(reach, longest[:, s] + param[:, e], -1))
+    return longest[:, -1]
 
 
 def concat_fan_in(batch: ArchBatch) -> np.ndarray:

@@ -80,8 +80,8 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
         rng = np.random.default_rng(seed)
         if space.enumerable:
             indices = np.sort(rng.choice(space.size, size=min(sample, space.size), replace=False))
-        elif space.size < 2**63:
-            indices = np.unique(rng.integers(0, space.size, size=sample))
+        elif space.size < 2**63:  # valid cells only (NB101 rejects some digit vectors)
+            indices = np.unique(space.indices_of(space.sample_digits(sample, rng)))
         else:
             raise NasplugError(f"{space} is too large to sample by index")
     elif not space.enumerable:

@@ -16,6 +16,7 @@ import numpy as np
 
 from nasplug.errors import ArchError
 from nasplug.graph import ArchBatch, ArchGraph, as_batch, batch_of_encodings
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 Archs = Iterable[ArchGraph | str] | ArchBatch
 
@@ -62,6 +63,16 @@ def map_batches(archs: Archs, fn: Callable[[ArchBatch], np.ndarray], dtype: Any)
     for positions in by_size.values():
         out[positions] = fn(as_batch([archs[i] for i in positions]))
     return out
+
+
+def fit_cells(source: Any, rng: int = 0) -> Archs:
+    """What a filter is fitted on: a space (or its name) gives its
+    :meth:`~nasplug.search_spaces.DigitSpace.fit_batch` (the whole space, or a seeded sample of a
+    large one); a list of cells or an :class:`~nasplug.graph.ArchBatch` (e.g. a benchmark's cells, of
+    any sizes: :func:`map_batches` splits them) is used as it is."""
+    if isinstance(source, (str, DigitSpace)):
+        return resolve_space(source).fit_batch(rng)
+    return source
 
 
 def oriented(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:

@@ -95,22 +95,23 @@ def depth_histograms(batch: ArchBatch, dtype: Any = np.float64,
         weight = np.where(param, param_weights, 0)
         share = 1.0 / np.maximum(concat_fan_in(batch), 1)[:, [t for _, t in batch.pairs]]
         skip_weight = np.where(roles == ROLE_CODES["concat"], share, skip_like)
+    # edge-major copies: one edge's values over the cells are contiguous
+    skip_weight, weight = (np.ascontiguousarray(w.T.astype(dtype)) for w in (skip_weight, weight))
+    any_skip, any_param = skip_like.any(axis=0), param.any(axis=0)
     # histograms only as long as the deepest path of the batch; (node, cell, depth) layout so that a
     # node's histograms are contiguous; chunks of cells bound the working memory
-    depth = max_path_depth(batch)
-    size_d = max(1, int(depth.max()) + 1)
+    size_d = max(1, int(max_path_depth(batch).max(initial=0)) + 1)
     out = np.zeros((size, n), dtype=dtype)
     chunk = max(1, HIST_CHUNK_BYTES // (8 * n * size_d))
-    active = [(e, s, t, skip_like[:, e].any(), param[:, e].any()) for e, (s, t) in enumerate(batch.pairs)]
     for start in range(0, size, chunk):
         rows = slice(start, start + chunk)
         hist = np.zeros((n, len(range(size)[rows]), size_d), dtype=dtype)
         hist[0, :, 0] = 1
-        for e, s, t, any_skip, any_param in active:
-            if any_skip:
-                hist[t] += hist[s] * skip_weight[rows, e, None].astype(dtype)
-            if any_param and size_d > 1:
-                hist[t, :, 1:] += hist[s, :, :-1] * weight[rows, e, None].astype(dtype)
+        for e, (s, t) in enumerate(batch.pairs):
+            if any_skip[e]:
+                hist[t] += hist[s] * skip_weight[e, rows, None]
+            if any_param[e] and size_d > 1:
+                hist[t, :, 1:] += hist[s, :, :-1] * weight[e, rows, None]
         out[rows, :size_d] = hist[n - 1]
     return out
 
@@ -122,15 +123,18 @@ HIST_CHUNK_BYTES = 32 * 2**20
 def max_path_depth(batch: ArchBatch) -> np.ndarray:
     """``(B,)`` int64: the largest number of parameterized edges on an input→output path (−1 when
     there is no path), by a longest-path pass over the topological order."""
-    nonzero = batch.roles != ROLE_CODES["zero"]
-    param = (batch.roles == ROLE_CODES["param"]).astype(np.int64)
-    longest = np.full((len(batch), batch.n_nodes), -1, dtype=np.int64)
-    longest[:, 0] = 0
-    for e, (s, t) in enumerate(batch.pairs):
-        reach = nonzero[:, e] & (longest[:, s] >= 0)
-        if reach.any():
-            longest[:, t] = np.maximum(longest[:, t], np.where(reach, longest[:, s] + param[:, e], -1))
-    return longest[:, -1]
+    roles = batch.roles.T  # edge-major: one edge's roles over the cells are contiguous
+    present = np.flatnonzero((roles != ROLE_CODES["zero"]).any(axis=1))
+    roles = np.ascontiguousarray(roles[present])
+    longest = np.full((batch.n_nodes, len(batch)), -1, dtype=np.int64)
+    longest[0] = 0
+    for row, e in enumerate(present):
+        s, t = batch.pairs[e]
+        param = (roles[row] == ROLE_CODES["param"]).astype(np.int64)
+        step = np.where(roles[row] == ROLE_CODES["zero"], -1, param)
+        candidate = np.where((step >= 0) & (longest[s] >= 0), longest[s] + step, -1)
+        np.maximum(longest[t], candidate, out=longest[t])
+    return longest[-1]
 
 
 def concat_fan_in(batch: ArchBatch) -> np.ndarray:

@@ -27,7 +27,7 @@ from nasplug.errors import ArchError, NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.nasbench import load_benchmark
 from nasplug.search.attrs import ATTR_LR, ATTR_TRAIN_SECONDS
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 Report = Callable[[int, float], None]
 
@@ -75,7 +75,7 @@ def check_value(result: Any) -> Evaluation:
     return Evaluation(value, dict(attrs))
 
 
-def table_evaluator(path: str, dataset: str = "cifar10", space: ProductSpace | str = "nb201",
+def table_evaluator(path: str, dataset: str = "cifar10", space: DigitSpace | str = "nb201",
                     metric: str = "test_accuracy") -> Evaluator:
     """Look up ``metric`` of ``dataset`` for a cell in a NAS-Bench-201 file (any form
     :func:`nasplug.nasbench.load_benchmark` reads). A cell missing from the table fails with

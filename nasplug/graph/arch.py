@@ -399,6 +399,17 @@ def batch_of_encodings(archs: list) -> ArchBatch | None:
         if all(isinstance(a, darts.Genotype) or isinstance(a, str) and a.startswith("Genotype(")
                for a in archs):
             return darts.batch_genotypes(archs)
+    elif isinstance(first, str) and first.startswith('{"matrix"'):
+        if all(isinstance(a, str) and a.startswith('{"matrix"') for a in archs):
+            specs = []
+            for row, text in enumerate(archs):
+                try:
+                    spec = json.loads(text)
+                    specs.append((spec["matrix"], spec["ops"]))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise ArchError(f"row {row}: {text[:60]!r} is not an NB101 spec "
+                                    '{"matrix": ..., "ops": ...}') from None
+            return nb101.batch_specs(specs)
     elif isinstance(first, dict) and "matrix" in first:
         if all(isinstance(a, dict) and "matrix" in a and "ops" in a for a in archs):
             return nb101.batch_specs([(a["matrix"], a["ops"]) for a in archs])

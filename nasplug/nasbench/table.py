@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nasplug.errors import ArchError, DataError, require
+from nasplug.graph import as_batch
 
 #: The benchmark's dataset names (as the NAS-Bench-201 API spells them).
 DATASETS = ("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120")
@@ -62,12 +63,17 @@ class BenchmarkTable:
         ``(dataset, metric) -> (n,)`` float64 arrays; NaN where the benchmark has no value.
     source
         Where the table came from (for error messages and reports).
+    benchmark
+        ``"nb201"`` (rows are the benchmark's arch indices, ``archs`` NB201 strings), ``"nb101"``,
+        ``"nb301"`` or ``"cells"`` (rows numbered 0..n−1, ``archs`` any text form of a cell:
+        :mod:`nasplug.nasbench.cells`).
     """
 
     indices: np.ndarray
     archs: list[str]
     values: dict[tuple[str, str], np.ndarray]
     source: str = ""
+    benchmark: str = "nb201"
     _space_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -94,6 +100,30 @@ class BenchmarkTable:
     def metrics(self) -> list[str]:
         names = {m for _, m in self.values}
         return [m for m in METRICS if m in names] + sorted(names - set(METRICS))
+
+    @property
+    def default_metric(self) -> str:
+        """What rankings are measured against: ``test_accuracy`` when the table has it, else
+        ``valid_accuracy``, else its first metric."""
+        metrics = self.metrics
+        for name in METRICS:
+            if name in metrics:
+                return name
+        return metrics[0]
+
+    def labelled(self, datasets: list[str]) -> BenchmarkTable:
+        """This table, or — when it names no dataset (a table of cells without a ``dataset`` column)
+        and one dataset is given — the same values labelled with that dataset."""
+        names = {d for d, _ in self.values}
+        if names != {"unspecified"} or len(datasets) != 1:
+            return self
+        values = {(datasets[0], m): v for (_, m), v in self.values.items()}
+        return BenchmarkTable(self.indices, self.archs, values, self.source, self.benchmark)
+
+    def batch(self):
+        """The :class:`~nasplug.graph.ArchBatch` of the rows' cells, read from their text without a
+        cell object per row where they share a benchmark's form (:func:`nasplug.graph.as_batch`)."""
+        return as_batch(self.archs)
 
     def column(self, dataset: str, metric: str = "test_accuracy") -> np.ndarray:
         """The ``(n,)`` values of one dataset and metric (row order of the table)."""

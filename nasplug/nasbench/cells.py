@@ -37,7 +37,7 @@ import numpy as np
 
 from nasplug.errors import ArchError, DataError
 from nasplug.graph import ArchGraph, batch_of_encodings, darts, nb101
-from nasplug.nasbench.table import BenchmarkTable
+from nasplug.nasbench.table import BenchmarkTable, _parquet_engine
 
 #: Metric columns renamed on reading (NASLib spells validation accuracy ``val_accuracy``).
 METRIC_ALIASES = {"val_accuracy": "valid_accuracy", "validation_accuracy": "valid_accuracy"}
@@ -165,8 +165,6 @@ def read_table_file(path: Path, dataset: str | None = None) -> BenchmarkTable:
             return table_from_records(data, str(path), dataset)
         return read_naslib_zc(data, str(path))
     if suffix == ".parquet":
-        from nasplug.nasbench.table import _parquet_engine
-
         _parquet_engine(path)
         import pandas as pd
 

@@ -120,3 +120,23 @@ def test_dag_cell_concat_stacks_blocks():
     lin = cell.edge_module((0, 2))(x)
     torch.testing.assert_close(out[:, :3], x[:, :3])  # block 0: 5 // 2 + 1 channels from node 1
     torch.testing.assert_close(out[:, 3:], lin[:, 3:])
+
+
+def test_train_nb101_and_darts_networks_on_images():
+    """A short run of each benchmark's network through train_arch, on random images (tiny widths)."""
+    from nasplug.data import ArrayDataset
+    from nasplug.train import train_arch
+
+    gen = torch.Generator().manual_seed(0)
+    data = ArrayDataset("fake", torch.randn(16, 3, 16, 16, generator=gen), torch.arange(16) % 10,
+                        torch.randn(8, 3, 16, 16, generator=gen), torch.arange(8) % 10, 10)
+    nb101 = ArchGraph.from_nb101([[0, 1, 1], [0, 0, 1], [0, 0, 0]], ["input", "conv3x3-bn-relu", "output"])
+    darts_v2 = ("Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
+                "('sep_conv_3x3', 1), ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), "
+                "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
+                "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
+                "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])")
+    for arch, model, width in ((nb101, "nb101", 8), (darts_v2, "darts", 4)):
+        result = train_arch(arch, data, model=model, width=width, epochs=1, batch_size=8, progress=False,
+                            device="cpu", augment=False)
+        assert result.ok and result.info["model"] == model and result.lr > 0

@@ -29,7 +29,7 @@ from torch import nn
 from nasplug.errors import ArchError
 from nasplug.graph import ArchGraph
 from nasplug.graph.darts import Genotype
-from nasplug.models.init import init_layer_, make_generator
+from nasplug.models.init import he_init_
 
 
 class ReLUConvBN(nn.Sequential):
@@ -164,9 +164,5 @@ def build_darts(arch: ArchGraph | str, num_classes: int = 10, *, C: int = 32, la
         raise ArchError(f"unknown init {init!r} for the DARTS network; use 'he' or 'torch'")
     net = DartsNetwork(arch, geno, C, num_classes, layers, in_channels, affine)
     if init == "he":
-        gen = make_generator(seed)
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
-                init_layer_(module, 2.0, generator=gen)
-        init_layer_(net.classifier, 1.0, generator=gen)
+        he_init_(net, net.classifier, seed)
     return net

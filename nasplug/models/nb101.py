@@ -24,7 +24,7 @@ from torch import nn
 
 from nasplug.errors import ArchError
 from nasplug.graph import ArchGraph
-from nasplug.models.init import init_layer_, make_generator
+from nasplug.models.init import he_init_
 
 
 def vertex_channels(c_in: int, c_out: int, matrix: np.ndarray) -> list[int]:
@@ -154,9 +154,5 @@ def build_nb101(arch: ArchGraph | str, num_classes: int = 10, *, stem_channels: 
         raise ArchError(f"unknown init {init!r} for the NB101 network; use 'he' or 'torch'")
     net = NB101Network(arch, num_classes, stem_channels, num_stacks, cells_per_stack, in_channels)
     if init == "he":
-        gen = make_generator(seed)
-        for module in net.modules():
-            if isinstance(module, nn.Conv2d):
-                init_layer_(module, 2.0, generator=gen)
-        init_layer_(net.classifier, 1.0, generator=gen)
+        he_init_(net, net.classifier, seed)
     return net

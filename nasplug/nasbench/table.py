@@ -143,7 +143,8 @@ class BenchmarkTable:
         """
         key = repr(space)
         if key not in self._space_cache:
-            self._space_cache[key] = _encode_all(space, self.archs, self.source)
+            self._space_cache[key] = _encode_all(space, self.archs, self.source,
+                                                 unique=self.benchmark == "nb201")
         return self._space_cache[key]
 
     def aligned(self, space, space_indices: np.ndarray, dataset: str,
@@ -197,9 +198,11 @@ def _parquet_engine(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- NB201 string → index
-def _encode_all(space, archs: list[str], source: str) -> np.ndarray:
-    """Space indices of the rows' arch strings (:meth:`ProductSpace.encode_many`), as a
-    :class:`DataError` naming the row when one is not a cell of the space or repeats another."""
+def _encode_all(space, archs: list[str], source: str, unique: bool = True) -> np.ndarray:
+    """Space indices of the rows' arch strings (:meth:`DigitSpace.encode_many`), as a
+    :class:`DataError` naming the row when one is not a cell of the space or (``unique``: NAS-Bench-201
+    lists every cell once) repeats another. Other tables may measure one cell more than once (NB101
+    isomorphs, repeated runs)."""
     try:
         out = space.encode_many(archs)
     except ArchError:
@@ -210,7 +213,7 @@ def _encode_all(space, archs: list[str], source: str) -> np.ndarray:
                 raise DataError(f"{source or 'benchmark'}: row {i} has an arch string that is not a "
                                 f"{getattr(space, 'name', 'space')} cell: {err}") from None
         raise
-    if len(np.unique(out)) != len(out):
+    if unique and len(np.unique(out)) != len(out):
         _, first = np.unique(out, return_index=True)
         dup = sorted(set(range(len(out))) - set(first.tolist()))[0]
         raise DataError(f"{source or 'benchmark'}: row {dup} repeats cell {archs[dup]}")

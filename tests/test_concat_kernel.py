@@ -109,3 +109,19 @@ def test_concat_closed_form():
     expected = (relu_map(k0) + k0) / 2 + relu_map(k0)
     np.testing.assert_allclose(nngp_kernel(arch, k0, "exact"), expected, rtol=1e-12)
     np.testing.assert_allclose(nngp_kernel(arch, k0, "paper"), expected, rtol=1e-12)
+
+
+def test_concat_in_path_statistics_and_init_rules():
+    """Concat blocks are transparent for path counts, count once in d_in [C24 eq. 4], and pass on
+    their share 1/k in the variance-weighted path histograms."""
+    from nasplug.graph import ArchBatch
+    from nasplug.theory.hparams import init_gains, weighted_depth_histograms
+
+    # node 3 = concat(linear(x), skip(x)) + linear(x): paths of depths 1, 0, 1
+    arch = ArchGraph(4, {(0, 1): "linear", (1, 3): "concat", (0, 2): "skip_connect", (2, 3): "concat",
+                         (0, 3): "linear"})
+    assert arch.path_stats().depth_histogram == (1, 2)
+    assert init_gains(arch) == {(0, 1): 2.0, (0, 3): 1.0}  # d_in(3) = 1 (the blocks) + 1 (the linear)
+    hist = weighted_depth_histograms(ArchBatch.from_archs([arch]))[0]
+    # weights: concat blocks 1/2 each; the linear into node 3 has 1/d_in = 1/2, into node 1 1/1
+    np.testing.assert_allclose(hist[:2], [0.5, 0.5 + 0.5])

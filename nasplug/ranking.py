@@ -117,7 +117,10 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
             part = slice(start, start + chunk)
             batch = space.batch(indices[part])
             for name, s in built.items():
-                scores[name][part] = s.score_many(batch)
+                # per-cell scorers build each cell's network: give them the cells themselves (ops
+                # are not recoverable from a batch's roles for every space, e.g. NB101's projections)
+                cells = [space.decode(int(i)) for i in indices[part]] if _slow(name) else batch
+                scores[name][part] = s.score_many(cells)
                 if bar is not None:
                     bar.update(len(batch))
             for name, f in filters.items():
@@ -129,6 +132,13 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
             bar.close()
     higher = {name: bool(getattr(s, "higher_is_better", True)) for name, s in built.items()}
     return SpaceScores(space, indices, scores, keep, higher)
+
+
+def _slow(name: str) -> bool:
+    try:
+        return is_slow(name)
+    except NasplugError:  # not a registered name (a scorer object): treated as batched
+        return False
 
 
 def score_cells(archs: list[str], scorer_names: Sequence[str], filter_names: Sequence[str] = (), *,
@@ -150,7 +160,7 @@ def score_cells(archs: list[str], scorer_names: Sequence[str], filter_names: Seq
         from tqdm import tqdm
 
         names = tqdm(names, desc="scoring", unit="scorer", leave=False)
-    scores = {name: np.asarray(built[name].score_many(archs if is_slow(name) else cells), dtype=np.float64)
+    scores = {name: np.asarray(built[name].score_many(archs if _slow(name) else cells), dtype=np.float64)
               for name in names}
     keep = {name: np.asarray(f.keep_many(cells), dtype=bool) for name, f in filters.items()}
     higher = {name: bool(getattr(s, "higher_is_better", True)) for name, s in built.items()}

@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev,ray,cmaes,nb201,parquet]"
+	$(BIN)/pip install -q -e ".[dev,ray,cmaes,nb201,nb101,parquet]"
 	touch $(STAMP)
 
 install: $(STAMP)

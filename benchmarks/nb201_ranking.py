@@ -42,6 +42,7 @@ from nasplug import scorers, search_spaces
 from nasplug.nasbench import SHORT_NAMES, load_benchmark
 from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
 from nasplug.nasbench.metrics import (
+    bootstrap_ci,
     kendall_tau,
     pessimistic_rank,
     prefilter_curve,
@@ -136,30 +137,6 @@ def score_sample(space, indices: np.ndarray,
         np.savez(cache, indices=indices, **{f"score:{n}": v for n, v in scores.items()},
                  **{f"seconds:{n}": np.float64(t) for n, t in per_cell.items()})
     return scores, per_cell
-
-
-def bootstrap_ci(score: np.ndarray, truth: np.ndarray, reps: int, rng: np.random.Generator,
-                 kendall: bool = False) -> tuple[float, float]:
-    """95 % percentile-bootstrap interval of Spearman ρ (or Kendall τ) over resampled cells.
-
-    This is the sampling error of a figure measured on a random sample of the space, i.e. how far
-    it may be from the whole-space value. ρ is vectorized over replicates (ranks per row); τ has no
-    cheap vectorized form, so callers ask for it with fewer ``reps``.
-    """
-    from scipy.stats import rankdata
-
-    ok = np.isfinite(score) & np.isfinite(truth)
-    x, y = score[ok], truth[ok]
-    draws = rng.integers(0, len(x), size=(reps, len(x)))
-    if kendall:
-        values = np.array([kendall_tau(x[d], y[d]) for d in draws])
-    else:
-        rx, ry = rankdata(x[draws], axis=1), rankdata(y[draws], axis=1)
-        rx -= rx.mean(axis=1, keepdims=True)
-        ry -= ry.mean(axis=1, keepdims=True)
-        values = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
-    lo, hi = np.nanpercentile(values, [2.5, 97.5])
-    return float(lo), float(hi)
 
 
 # ---------------------------------------------------------------------- ensemble, tuned on C10

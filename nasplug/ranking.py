@@ -1,4 +1,5 @@
-"""Score a whole search space (or a sample of it) with registered scorers and filters, batched.
+"""Score a whole search space (or a sample of it), or any list of cells (a benchmark's), with
+registered scorers and filters, batched.
 
 Also combines scorers into one training-free score by rank aggregation (:func:`rank_aggregate`):
 scorers measure different things on different scales (a path count, a depth, a kernel eigenvalue),
@@ -16,20 +17,30 @@ from pathlib import Path
 import numpy as np
 
 from nasplug.errors import NasplugError
-from nasplug.scorers import oriented
+from nasplug.graph import ArchBatch, batch_of_encodings
+from nasplug.scorers import is_slow, oriented
 from nasplug.search.filtering import resolve_filter, resolve_scorer
 
 
 @dataclass
 class SpaceScores:
-    """Scores of cells of one space: ``indices[i]`` has ``scores[name][i]`` and ``keep[name][i]``;
-    ``higher_is_better[name]`` orients each score."""
+    """Scores of cells of one space, or of a list of cells: ``indices[i]`` (a space index, or the
+    row of a list) has ``scores[name][i]`` and ``keep[name][i]``; ``higher_is_better[name]`` orients
+    each score. A list keeps its cells' text in ``archs`` (``space`` is then None)."""
 
     space: object
     indices: np.ndarray
     scores: dict[str, np.ndarray]
     keep: dict[str, np.ndarray]
     higher_is_better: dict[str, bool]
+    archs: list[str] | None = None
+
+    def cells(self) -> ArchBatch | list[str]:
+        """The scored cells for more scoring: the space's batch of them, or the list's (one batch when
+        they share a benchmark's form, else their text)."""
+        if self.archs is None:
+            return self.space.batch(self.indices)
+        return batch_of_encodings(self.archs) or self.archs
 
     def order(self, scorer: str) -> np.ndarray:
         """Positions sorted best first by ``scorer`` (NaN last; ties keep index order)."""
@@ -40,6 +51,8 @@ class SpaceScores:
         """Cell encodings; NB201 cells always as NB201 strings (``str`` would write a cell of only
         none/skip edges as a DAG code, which the benchmark's tables never use)."""
         positions = range(len(self.indices)) if positions is None else positions
+        if self.archs is not None:
+            return [self.archs[p] for p in positions]
         nb201 = getattr(self.space, "name", "") == "nb201"
         decoded = (self.space.decode(int(self.indices[p])) for p in positions)
         return [a.to_nb201() if nb201 else str(a) for a in decoded]
@@ -80,8 +93,8 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
         rng = np.random.default_rng(seed)
         if space.enumerable:
             indices = np.sort(rng.choice(space.size, size=min(sample, space.size), replace=False))
-        elif space.size < 2**63:
-            indices = np.unique(rng.integers(0, space.size, size=sample))
+        elif space.size < 2**63:  # valid cells only (NB101 rejects some digit vectors)
+            indices = np.unique(space.indices_of(space.sample_digits(sample, rng)))
         else:
             raise NasplugError(f"{space} is too large to sample by index")
     elif not space.enumerable:
@@ -104,7 +117,10 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
             part = slice(start, start + chunk)
             batch = space.batch(indices[part])
             for name, s in built.items():
-                scores[name][part] = s.score_many(batch)
+                # per-cell scorers build each cell's network: give them the cells themselves (ops
+                # are not recoverable from a batch's roles for every space, e.g. NB101's projections)
+                cells = [space.decode(int(i)) for i in indices[part]] if _slow(name) else batch
+                scores[name][part] = s.score_many(cells)
                 if bar is not None:
                     bar.update(len(batch))
             for name, f in filters.items():
@@ -116,6 +132,39 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
             bar.close()
     higher = {name: bool(getattr(s, "higher_is_better", True)) for name, s in built.items()}
     return SpaceScores(space, indices, scores, keep, higher)
+
+
+def _slow(name: str) -> bool:
+    try:
+        return is_slow(name)
+    except NasplugError:  # not a registered name (a scorer object): treated as batched
+        return False
+
+
+def score_cells(archs: list[str], scorer_names: Sequence[str], filter_names: Sequence[str] = (), *,
+                progress: bool = False) -> SpaceScores:
+    """Score a list of cells given as text (e.g. a benchmark table's ``archs``).
+
+    Fast scorers run on one batch of all cells, read without a cell object per row when they share a
+    benchmark's form (:func:`nasplug.graph.batch_of_encodings`); per-cell scorers that build a
+    network (``num_params``, ``flops``, ...) get the cells themselves. Filters that are fitted
+    (``dag_box``, ``top_fraction``) are fitted on these cells.
+    """
+    if not archs:
+        raise NasplugError("no cells to score")
+    cells: ArchBatch | list[str] = batch_of_encodings(archs) or archs
+    built = {name: resolve_scorer(name) for name in scorer_names}
+    filters = {name: resolve_filter(name, cells) for name in filter_names}
+    names = list(built)
+    if progress:
+        from tqdm import tqdm
+
+        names = tqdm(names, desc="scoring", unit="scorer", leave=False)
+    scores = {name: np.asarray(built[name].score_many(archs if _slow(name) else cells), dtype=np.float64)
+              for name in names}
+    keep = {name: np.asarray(f.keep_many(cells), dtype=bool) for name, f in filters.items()}
+    higher = {name: bool(getattr(s, "higher_is_better", True)) for name, s in built.items()}
+    return SpaceScores(None, np.arange(len(archs)), scores, keep, higher, archs=list(archs))
 
 
 def normalized_ranks(values: np.ndarray) -> np.ndarray:

@@ -31,11 +31,11 @@ from torch import nn
 from nasplug.data import ArrayDataset, augment_batch, load_dataset
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
-from nasplug.models import build_cnn, build_mlp, build_nb201, count_parameters
+from nasplug.models import build_cnn, build_darts, build_mlp, build_nb101, build_nb201, count_parameters
 from nasplug.theory.hparams import principled_lr
 
 Callback = Callable[[int, dict[str, float]], None]
-MODELS = ("mlp", "cnn", "nb201")
+MODELS = ("mlp", "cnn", "nb201", "nb101", "darts")
 
 
 @dataclass
@@ -232,7 +232,10 @@ def _diverged(result: TrainResult, start: float, reason: str) -> TrainingDiverge
 def build_model(arch: ArchGraph | str, model: str, data: ArrayDataset, *, width: int | None = None,
                 init: str = "arch_aware", seed: int | None = 0) -> nn.Module:
     """The network :func:`train_arch` trains: ``mlp`` (width default 256), ``cnn`` (channels default
-    32) or ``nb201`` (C default 16, the benchmark's)."""
+    32), ``nb201`` (C default 16, the benchmark's), ``nb101`` (stem channels default 128) or ``darts``
+    (C default 32; a DARTS genotype), the last two NAS-Bench-101's and NAS-Bench-301's networks. Those
+    two take He init for any architecture-aware mode (BN follows every conv; the [C24] gains are
+    defined on the DAG's edges, and their projections and preprocessing are outside it)."""
     arch = ArchGraph.parse(arch)
     if model == "mlp":
         return build_mlp(arch, data.in_dim, width or 256, data.num_classes, init=init, seed=seed)
@@ -243,6 +246,13 @@ def build_model(arch: ArchGraph | str, model: str, data: ArrayDataset, *, width:
     if model == "nb201":
         return build_nb201(arch, data.num_classes, C=width or 16, in_channels=data.in_channels,
                            init=init, seed=seed)
+    plain = "torch" if init == "torch" else "he"
+    if model == "nb101":
+        return build_nb101(arch, data.num_classes, stem_channels=width or 128, in_channels=data.in_channels,
+                           init=plain, seed=seed)
+    if model == "darts":
+        return build_darts(arch, data.num_classes, C=width or 32, in_channels=data.in_channels, init=plain,
+                           seed=seed)
     raise NasplugError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
 
 

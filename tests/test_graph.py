@@ -289,7 +289,7 @@ def test_space_errors():
     with pytest.raises(ArchError, match="not in this space"):
         NB201Space().encode("2_21_112")
     with pytest.raises(ArchError, match="unknown space"):
-        search_spaces.get("nb301")
+        search_spaces.get("nb999")
     assert search_spaces.get("dag:6").n_nodes == 6
     assert "2_21_112" in DAGSpace(4) and "2_21_112" not in NB201Space()
 

@@ -41,8 +41,9 @@ def add_parser(sub) -> None:
                      help="training: digits (default), cifar10, cifar100, imagenet16-120; "
                      "--benchmark: cifar10 (default), cifar100, ImageNet16-120")
     obj.add_argument("--data-root", default=None, help="folder of the CIFAR/ImageNet16 files")
-    obj.add_argument("--model", default=None, choices=["mlp", "cnn", "nb201"],
-                     help="network around the cell (default mlp on digits, nb201 on images)")
+    obj.add_argument("--model", default=None, choices=["mlp", "cnn", "nb201", "nb101", "darts"],
+                     help="network around the cell (default mlp on digits, nb201 on images; nb101 and "
+                     "darts: those benchmarks' networks for their cells)")
     obj.add_argument("--epochs", type=int, default=3, help="training epochs per cell (default 3)")
     obj.add_argument("--base-lr", type=float, default=None,
                      help="base LR scaled per cell by the [C24] rule (trainer default 0.1)")

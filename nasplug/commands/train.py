@@ -17,7 +17,7 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", default="digits",
                    help="digits (embedded, default), cifar10, cifar100 or imagenet16-120")
     p.add_argument("--data-root", default=None, help="folder of the dataset files (not for digits)")
-    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "nb201"],
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "nb201", "nb101", "darts"],
                    help="network built around the cell (default mlp)")
     p.add_argument("--epochs", type=int, default=10)
     lr = p.add_mutually_exclusive_group()

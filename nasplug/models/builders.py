@@ -116,16 +116,17 @@ def build_cnn(arch: ArchGraph | str, in_channels: int, channels: int, num_classe
 
     Edges: parameterized = ReLU → Conv k×k (stride 1, same padding) → BN, with ``k`` the op's kernel
     size for conv ops and ``kernel_size`` for ``linear`` ops (DAG codes); pooling = 3×3 stride-1
-    average pooling (``count_include_pad=False``); skip = identity. The spatial size never changes
-    inside the DAG, so nodes can be summed. Init modes as in :func:`build_mlp`, with
-    ``fan_in = channels · k · k``.
+    average pooling (``count_include_pad=False``), or max pooling for max-pool ops; skip and concat
+    blocks = identity (a concat node stacks channel blocks, :class:`~nasplug.models.dag.DAGCell`).
+    The spatial size never changes inside the DAG, so nodes can be summed. Init modes as in
+    :func:`build_mlp`, with ``fan_in = channels · k · k``.
     """
     arch = ArchGraph.parse(arch)
     check_init(init)
 
     def make_edge(edge: tuple[int, int], op: Op) -> nn.Module:
         if op.role == "pool":
-            return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+            return pooling(op)
         if not op.is_parameterized:
             return nn.Identity()
         k = kernel_size if op.name == "linear" else op.kernel_size
@@ -142,6 +143,14 @@ def build_cnn(arch: ArchGraph | str, in_channels: int, channels: int, num_classe
     net = DAGNet(stem, DAGCell(arch, make_edge), head, arch)
     init_network_(arch, init, seed, stem=stem[0], body=[net.cell], readout=head[-1], width=channels)
     return net
+
+
+def pooling(op: Op) -> nn.Module:
+    """3×3 stride-1 pooling of a pool op: max pooling for ``max_pool_3x3``, else average pooling
+    without the padding (NAS-Bench-201, DARTS)."""
+    if op.name == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride=1, padding=1)
+    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
 
 # ====================================================================== NAS-Bench-201
@@ -193,7 +202,7 @@ class NB201Network(nn.Module):
     def _edge_factory(c: int, bn: bool):
         def make_edge(edge: tuple[int, int], op: Op) -> nn.Module:
             if op.role == "pool":
-                return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+                return pooling(op)
             if op.role == "skip":
                 return nn.Identity()
             return _relu_conv_bn(c, c, op.kernel_size, 1, bn)

@@ -175,3 +175,26 @@ def rank_quality(scores: np.ndarray, truth: np.ndarray,
         precision[str(k)] = top_k_precision(scores, truth, kk)
         max_pruned[str(k)] = prefilter_curve(scores, truth, kk).max_pruned_keeping(1.0)
     return RankQuality(n, kendall_tau(scores, truth), spearman_rho(scores, truth), precision, max_pruned)
+
+
+def bootstrap_ci(score: np.ndarray, truth: np.ndarray, reps: int, rng: np.random.Generator,
+                 kendall: bool = False) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of Spearman ρ (or Kendall τ) over resampled cells.
+
+    This is the sampling error of a figure measured on a sample of cells, i.e. how far it may be
+    from the value on the population the cells were drawn from. ρ is vectorized over replicates
+    (ranks per row); τ has no cheap vectorized form, so callers ask for it with fewer ``reps``.
+    """
+    ok = np.isfinite(score) & np.isfinite(truth)
+    x, y = score[ok], truth[ok]
+    draws = rng.integers(0, len(x), size=(reps, len(x)))
+    if kendall:
+        values = np.array([kendall_tau(x[d], y[d]) for d in draws])
+    else:
+        rx, ry = stats.rankdata(x[draws], axis=1), stats.rankdata(y[draws], axis=1)
+        rx -= rx.mean(axis=1, keepdims=True)
+        ry -= ry.mean(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant replicate: NaN, skipped
+            values = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

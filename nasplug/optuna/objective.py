@@ -44,7 +44,7 @@ from nasplug.search.attrs import (
     ATTR_REJECTED_BY,
 )
 from nasplug.search.evaluation import Report
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 __all__ = ["ArchObjective", "DuplicateCache", "EvaluationFailed", "optuna_report", "prune_before_training"]
 
@@ -62,7 +62,7 @@ def optuna_report(trial: optuna.Trial) -> Report:
 
 
 def prune_before_training(trial: optuna.Trial, arch: ArchGraph | str, filter: Any = "dag_box",
-                          scorer: Any = None, space: ProductSpace | str = "nb201") -> float | None:
+                          scorer: Any = None, space: DigitSpace | str = "nb201") -> float | None:
     """Reject a cell before any training, for objectives that keep their own sampler.
 
     If a scorer is given its (training-free) value is reported as the intermediate value at step 0,
@@ -166,7 +166,7 @@ class ArchObjective:
 
     catch = (EvaluationFailed,)
 
-    def __init__(self, evaluate: Callable[..., Any], space: ProductSpace | str = "nb201", *,
+    def __init__(self, evaluate: Callable[..., Any], space: DigitSpace | str = "nb201", *,
                  filter: Any = None, scorer: Any = None, dedupe: bool = True, prefix: str = "",
                  pass_trial: bool = False):
         self.evaluate = evaluate

@@ -55,7 +55,7 @@ from nasplug.optuna.params import arch_distributions
 from nasplug.scorers import oriented
 from nasplug.search import KeepMask, resolve_filter, resolve_scorer
 from nasplug.search.attrs import ATTR_FALLBACK, ATTR_PROXY, ATTR_REJECTED_PROPOSAL, ATTR_TRIES
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -116,7 +116,7 @@ class FilteredSampler(BaseSampler):
         scorer: Any = None,
         max_tries: int = 20,
         *,
-        space: ProductSpace | str = "nb201",
+        space: DigitSpace | str = "nb201",
         prefix: str = "",
         fallback: str = "nearest",
         patience: int = 3,
@@ -161,7 +161,7 @@ class FilteredSampler(BaseSampler):
         return self._filter
 
     @property
-    def space(self) -> ProductSpace:
+    def space(self) -> DigitSpace:
         return self._space
 
     @property
@@ -308,7 +308,7 @@ class FilteredSampler(BaseSampler):
                 if self._fallback != "proposal":
                     kind = "none_passes"
             attrs[ATTR_FALLBACK] = kind
-            attrs[ATTR_REJECTED_PROPOSAL] = str(self._space.from_digits(last))
+            attrs[ATTR_REJECTED_PROPOSAL] = self._describe(last)
         attrs[ATTR_TRIES] = tries
         accepted = self._params(chosen)
         if self._scorer is not None:
@@ -318,6 +318,12 @@ class FilteredSampler(BaseSampler):
         with self._lock:
             self._pending[trial._trial_id] = accepted
         return {**accepted, "_proposal": proposal}
+
+    def _describe(self, digits: Sequence[int]) -> str:
+        """The proposal's cell, or its parameters when the digits are no cell of the space."""
+        if self._space.valid_digits(np.asarray([digits]))[0]:
+            return str(self._space.from_digits(digits))
+        return f"not a cell: {self._params(digits)}"
 
     def _best(self, passing: list[tuple[tuple[int, ...], dict[str, Any]]]) -> tuple[tuple[int, ...], Any]:
         if self._scorer is None or len(passing) == 1:

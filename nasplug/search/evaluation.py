@@ -23,11 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from nasplug.errors import ArchError, NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.nasbench import load_benchmark
 from nasplug.search.attrs import ATTR_LR, ATTR_TRAIN_SECONDS
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 Report = Callable[[int, float], None]
 
@@ -75,16 +77,23 @@ def check_value(result: Any) -> Evaluation:
     return Evaluation(value, dict(attrs))
 
 
-def table_evaluator(path: str, dataset: str = "cifar10", space: ProductSpace | str = "nb201",
-                    metric: str = "test_accuracy") -> Evaluator:
-    """Look up ``metric`` of ``dataset`` for a cell in a NAS-Bench-201 file (any form
-    :func:`nasplug.nasbench.load_benchmark` reads). A cell missing from the table fails with
-    reason ``missing``. ``report`` is not called (a lookup has no intermediate values)."""
+def table_evaluator(path: str, dataset: str = "cifar10", space: DigitSpace | str = "nb201",
+                    metric: str | None = None) -> Evaluator:
+    """Look up ``metric`` (default: the table's, ``test_accuracy`` when it has one) of ``dataset``
+    for a cell in a benchmark file (any form :func:`nasplug.nasbench.load_benchmark` reads: an
+    NB201 file for ``nb201``, an NB101 / NB301 file or table of cells for ``nb101`` / ``nb301``). A
+    cell missing from the table fails with reason ``missing``. ``report`` is not called (a lookup has
+    no intermediate values)."""
     space = resolve_space(space)
-    table = load_benchmark(path)
+    table = load_benchmark(path).labelled([dataset])
+    metric = metric or table.default_metric
     rows = table.space_indices(space)
     values = table.column(dataset, metric)
-    lookup = dict(zip(rows.tolist(), values.tolist()))
+    cells, where = np.unique(rows, return_inverse=True)  # a cell measured more than once: the mean
+    with np.errstate(invalid="ignore"):
+        means = (np.bincount(where, weights=np.nan_to_num(values))
+                 / np.bincount(where, weights=np.isfinite(values)))
+    lookup = dict(zip(cells.tolist(), means.tolist()))
 
     def evaluate(arch: ArchGraph, report: Report | None = None) -> float:
         value = lookup.get(space.encode(arch))

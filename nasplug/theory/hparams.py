@@ -197,8 +197,9 @@ def default_lr_rule(model: str) -> dict[str, Any]:
     """The [C24] LR-scaling convention per model family (docs/theory.md §5): MLP/CNN count
     ``#param edges + DEFAULT_OFFSET`` against the base depths of this module; CNNs add the
     ``1/q`` kernel factor against a 3×3 base; NB201 counts ``1 + #convs in one cell`` against a
-    base of depth 1 (the authors' code), with the kernel factor."""
-    if model == "nb201":
+    base of depth 1 (the authors' code), with the kernel factor; the NB101 and DARTS networks use
+    NB201's cell convention on their cell DAGs (a choice, not validated on those benchmarks)."""
+    if model in ("nb201", "nb101", "darts"):
         return {"offset": 1, "base": (1,), "kernel_scaling": True, "base_kernel": 3}
     if model == "cnn":
         return {"offset": DEFAULT_OFFSET, "base": DEFAULT_BASE_DEPTHS, "kernel_scaling": True,

@@ -25,6 +25,23 @@ Two propagations are implemented (``mode``):
 
     A param edge's output ``W_st φ(z_s)`` has zero-mean weights independent of everything else, so
     it is uncorrelated with every other node and with every other param edge.
+
+    **Concatenation** (``concat`` edges, NAS-Bench-101's and DARTS's output vertex). A node ``t`` with
+    ``k`` concat in-edges from ``a_1..a_k`` stacks disjoint blocks of its ``n`` coordinates, block
+    ``i`` holding ``n/k`` coordinates of ``z_{a_i}`` (at the block's own positions):
+    ``z_t = Σ_i D_i z_{a_i} + Σ_skip z_b + Σ_param W φ(z_s)`` with ``D_i`` diagonal 0/1 masks that
+    partition the coordinates, ``w_i = 1/k`` of them each. A kernel is a mean over coordinates, and
+    ``D_i D_j = δ_ij D_i``, so::
+
+        C_tc = Σ_i w_i C_{a_i c} + Σ_skip C_bc                                   (c < t)
+        C_tt = Σ_skip C_tb + Σ_i w_i (C_{a_i a_i} + Σ_skip C_{a_i b}) + Σ_param (σ²/2) f₁(C_ss)
+
+    i.e. a concatenation *averages* its blocks' kernels (weights ``1/k``) where a sum adds them;
+    blocks never meet each other, so there is no cross term between blocks. In NAS-Bench-101 and
+    DARTS only parameterized edges read a concatenated node (the next cell's 1×1 convs) and only the
+    input projection is added to one, so where the blocks sit among the coordinates never matters
+    there; the masks make the rule well defined for any DAG. The paper mode keeps the concat
+    average and drops the cross terms, as it does for skips.
 ``"paper"``
     [C22]'s simplified propagation ``K_t = Σ_skip K_a + Σ_param f(K_s)``, which drops the skip–skip
     cross terms. Example: node1 = skip(0), node2 = skip(0) + skip(1) gives ``z_2 = 2 z_0``, so
@@ -64,7 +81,7 @@ MODES: tuple[str, ...] = ("exact", "paper")
 CHUNK_BYTES = 256 * 2**20
 
 # Abstract edge kinds of the recursion (pool is the identity in the theory network).
-_ABSENT, _SKIP, _PARAM = 0, 1, 2
+_ABSENT, _SKIP, _PARAM, _CONCAT = 0, 1, 2, 3
 
 
 # ====================================================================== the ReLU map
@@ -102,24 +119,29 @@ def relu_map(kernel: np.ndarray, sigma2: float = 2.0) -> np.ndarray:
 
 # ====================================================================== batched recursion
 def _edge_kinds(batch: ArchBatch) -> np.ndarray:
-    """(B, E) abstract kinds: 0 absent, 1 skip or pool (identity), 2 parameterized."""
+    """(B, E) abstract kinds: 0 absent, 1 skip or pool (identity), 2 parameterized, 3 concat block."""
     roles = batch.roles
     kinds = np.zeros(roles.shape, dtype=np.int8)
     kinds[(roles == ROLE_CODES["skip"]) | (roles == ROLE_CODES["pool"])] = _SKIP
     kinds[roles == ROLE_CODES["param"]] = _PARAM
+    kinds[roles == ROLE_CODES["concat"]] = _CONCAT
     return kinds
 
 
 def _masked_sum(terms: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray | None:
-    """Σ mask_b · X_b over (mask (B,), X (B, N, N) or None = zero) terms; None when all are zero."""
+    """Σ w_b · X_b over (w (B,) bool mask or float weight, X (B, N, N) or None = zero) terms; None
+    when all are zero."""
     acc = None
-    for mask, x in terms:
+    for w, x in terms:
         if x is None:
             continue
-        m = mask[:, None, None]
+        if w.dtype != bool:
+            x = x * w[:, None, None]
+            w = w != 0
+        m = w[:, None, None]
         if acc is None:
-            acc = np.array(x) if mask.all() else np.where(m, x, 0.0)
-        elif mask.all():
+            acc = np.array(x) if w.all() else np.where(m, x, 0.0)
+        elif w.all():
             acc += x
         else:
             np.add(acc, x, out=acc, where=m)
@@ -142,12 +164,14 @@ def _relu_map_by_prefix(cov: np.ndarray, prefix: np.ndarray, sigma2: float) -> n
 
 def _propagate(n_nodes: int, pairs: tuple[tuple[int, int], ...], kinds: np.ndarray, gram: np.ndarray,
                exact: bool, sigma2: float) -> np.ndarray:
-    """The recursion of docs/theory.md §3 for a (b, E) kinds array; returns C_HH, (b, N, N).
+    """The recursion of docs/theory.md §3 (and the module docstring's concat rule) for a (b, E)
+    kinds array; returns C_HH, (b, N, N).
 
     ``cov[(a, c)]`` (a >= c) holds C_ac for all b architectures at once, None where it is zero for
     all of them. C_ac is symmetric as an N×N matrix (it is a sum of symmetric innovation kernels
-    weighted by skip-path counts), so only a >= c is stored. Architectures without an edge are
-    masked out of each sum, which is how one pass serves every topology in the batch.
+    weighted by skip-path counts and block shares), so only a >= c is stored. Architectures without
+    an edge are masked out of each sum (a concat block by its weight 1/k, 0 where absent), which is
+    how one pass serves every topology in the batch.
     """
     b, n = kinds.shape[0], gram.shape[0]
     col = {p: e for e, p in enumerate(pairs)}
@@ -160,12 +184,18 @@ def _propagate(n_nodes: int, pairs: tuple[tuple[int, int], ...], kinds: np.ndarr
     for t in range(1, n_nodes):
         skips = [(a, m) for a in range(t) if (m := kinds[:, col[(a, t)]] == _SKIP).any()]
         params = [(s, m) for s in range(t) if (m := kinds[:, col[(s, t)]] == _PARAM).any()]
+        blocks = [(a, m) for a in range(t) if (m := kinds[:, col[(a, t)]] == _CONCAT).any()]
+        if blocks:  # each block's share 1/k of node t's coordinates
+            k = np.sum([m for _, m in blocks], axis=0)
+            blocks = [(a, m / np.maximum(k, 1)) for a, m in blocks]
         if exact:
             for c in range(t):
-                cov[(t, c)] = _masked_sum([(m, get(a, c)) for a, m in skips])
+                cov[(t, c)] = _masked_sum([(m, get(a, c)) for a, m in skips + blocks])
             terms = [(m, cov[(t, a)]) for a, m in skips]
+            terms += [(w, _masked_sum([(np.ones(b, dtype=bool), cov[(a, a)])]
+                                      + [(m, get(a, c)) for c, m in skips])) for a, w in blocks]
         else:
-            terms = [(m, cov[(a, a)]) for a, m in skips]
+            terms = [(m, cov[(a, a)]) for a, m in skips + blocks]
         for s, m in params:
             if s not in activated:
                 src = cov[(s, s)]

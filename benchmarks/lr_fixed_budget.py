@@ -257,8 +257,8 @@ def reading(rows: dict[str, dict[str, Budget]], seeds: int) -> list[str]:
             + (" and more accurate than (a) on average where every variant is stable" if better else "")
             + f", but it diverged on {hit}. It adds the paths' variance shares as if the paths were "
             "independent, while skip paths that meet at a node carry the same signal and add coherently "
-            "(the skip–skip cross terms of docs/theory.md §3): on a skip ladder the variance the readout sees "
-            "grows with the square of the path count, and the transferred LR is too large. As it "
+            "(the skip–skip cross terms of docs/theory.md §3): on a skip ladder the variance the readout "
+            "sees grows with the square of the path count, and the transferred LR is too large. As it "
             "stands it trades the insurance that motivates the scaling for accuracy.")
     else:
         lines.append(

@@ -36,6 +36,12 @@ DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accurac
 CHECKPOINTS = (10, 25, 50, 100, 150, 200, 300)
 SAMPLERS = ("nsga2", "tpe", "random")
 FILTERS = ("none", "dag_box", "top_fraction")
+#: (sampler, filter) pairs run. Multi-objective TPE with a filter re-draws every edge of each
+#: rejected proposal through TPE (seconds per trial late in a run); with `top_fraction`, which
+#: rejects 87 % of the cells, that is minutes per run for a result bounded by the filter's ceiling
+#: anyway, so top_fraction is measured with NSGA-II and random search only.
+CONFIGS = (("tpe", "none"), ("tpe", "dag_box"),
+           *((s, f) for s in ("nsga2", "random") for f in FILTERS))
 TARGET = 0.95
 
 _SETUP: dict = {}
@@ -146,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # slow TPE runs first so that the processes finish together
     jobs = [(s, f, seed, args.max_evals, args.csv, args.dataset, args.max_seconds)
-            for s in sorted(SAMPLERS, key=lambda s: s != "tpe") for f in FILTERS
-            for seed in range(args.seeds)]
+            for s, f in CONFIGS for seed in range(args.seeds)]
     start = time.perf_counter()
     results = []
     with mp.get_context("fork").Pool(args.jobs) as pool:
@@ -162,12 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     budget = args.max_evals
     checkpoints = [c for c in CHECKPOINTS if c <= budget]
     rows = {}
-    for s in SAMPLERS:
-        for f in FILTERS:
-            rs = [r for r in results if r["sampler"] == s and r["filter"] == f]
-            curves = np.stack([r["curve"] for r in rs])
-            rows[(s, f)] = {"runs": rs, "curves": curves, "median": _median([r["hit"] for r in rs]),
-                            "reached": sum(r["hit"] is not None for r in rs)}
+    for s, f in sorted(CONFIGS, key=lambda c: (SAMPLERS.index(c[0]), FILTERS.index(c[1]))):
+        rs = [r for r in results if r["sampler"] == s and r["filter"] == f]
+        rows[(s, f)] = {"runs": rs, "curves": np.stack([r["curve"] for r in rs]),
+                        "median": _median([r["hit"] for r in rs]),
+                        "reached": sum(r["hit"] is not None for r in rs)}
     n_front = int(true_mask.sum())
     lines = [
         "# Multi-objective search on NAS-Bench-201: accuracy vs parameters "
@@ -179,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         "TPESampler, which is multi-objective TPE with independent sampling for several objectives; "
         "RandomSampler), without and with `FilteredSampler(filter=...)`. An *evaluation* is one table "
         "lookup standing in for a training; a cell equal to an evaluated one (same canonical form) reuses "
-        "its accuracy and is not counted. Found cells are scored by the table.", "",
+        "its accuracy and is not counted. Found cells are scored by the table. Multi-objective TPE with "
+        "`top_fraction` is not run: each rejected proposal is re-drawn edge by edge through TPE, minutes "
+        "per run, for a result the filter's ceiling below bounds anyway.", "",
         f"The space's true front has {n_front} cells; hypervolumes are normalized by its ideal "
         f"({bounds.ideal[0]:.2f} %, {bounds.ideal[1]:,.0f} parameters) and nadir ({bounds.nadir[0]:.2f} %, "
         f"{bounds.nadir[1]:,.0f}) — the reference point — and reported as a fraction of the true front's "
@@ -226,11 +232,10 @@ def main(argv: list[str] | None = None) -> int:
 def _reading(rows: dict, ceiling: dict, checkpoints: list[int], budget: int) -> list[str]:
     """The measured comparisons, stated from the numbers (no fixed conclusions)."""
     lines = ["## Reading", ""]
-    for s in SAMPLERS:
+    for (s, f), row in rows.items():
         ref = rows[(s, "none")]
-        for f in FILTERS[1:]:
-            row = rows[(s, f)]
-            early, late = checkpoints[1], checkpoints[-1]
+        if f != "none":
+            early, late = (50 if 50 in checkpoints else checkpoints[0]), checkpoints[-1]
             d_early = row["curves"][:, early - 1].mean() - ref["curves"][:, early - 1].mean()
             d_late = row["curves"][:, late - 1].mean() - ref["curves"][:, late - 1].mean()
             lines.append(
@@ -251,7 +256,7 @@ def _plot(rows: dict, ceiling: dict, path: Path, dataset: str) -> None:
     colors = {"none": "tab:blue", "dag_box": "tab:orange", "top_fraction": "tab:green"}
     fig, axes = plt.subplots(1, len(SAMPLERS), figsize=(5 * len(SAMPLERS), 4), sharey=True)
     for ax, s in zip(axes, SAMPLERS):
-        for f in FILTERS:
+        for f in [f for f in FILTERS if (s, f) in rows]:
             c = rows[(s, f)]["curves"]
             x = np.arange(1, c.shape[1] + 1)
             mean, se = c.mean(axis=0), c.std(axis=0, ddof=1) / math.sqrt(len(c))

@@ -24,7 +24,7 @@ from nasplug.optuna.report import SearchSummary, outcome_lines, plot_outcomes, s
 from nasplug.plotting import pyplot
 from nasplug.search import SearchConfig
 from nasplug.search.attrs import ATTR_ARCH, ATTR_DUPLICATE_OF, ATTR_EVALUATED, ATTR_KEY
-from nasplug.search.objectives import ObjectiveSet
+from nasplug.search.objectives import OBJECTIVES, ObjectiveSet
 from nasplug.search.pareto import Bounds, hypervolume, hypervolume_history, pareto_mask
 from nasplug.search_spaces import ProductSpace
 from nasplug.search_spaces import get as get_space
@@ -166,7 +166,8 @@ def _markdown(report: ParetoReport, settings: dict[str, Any] | None, objectives:
     names = report.names
     units = ", ".join(f"{o.name} ({o.direction[:3]}, {o.unit})" for o in objectives.objectives)
     lines = outcome_lines(report.summary, settings)
-    lines += [f"## Pareto front found ({len(report.summary.best)} cells)", "",
+    n = len(report.summary.best)
+    lines += [f"## Pareto front found ({n} cell{'s' if n != 1 else ''})", "",
               f"Objectives: {units}; costs are those of `{objectives.network}` (live edges). "
               "A cell on the front is better than every other evaluated cell in at least one objective; "
               "(dup) marks a duplicate whose accuracy was reused from an equal function.", ""]
@@ -211,13 +212,15 @@ def plot_fronts(points: Points, found: Points, best: Points | None, names: tuple
         for pts, color, label in ((best, "tab:red", "true front"), (found, "tab:blue", "found front")):
             if pts is None or not len(pts.values):
                 continue
-            order = np.argsort(pts.values[:, c])
-            ax.step(pts.values[order, c], pts.values[order, acc], where="post", color=color, alpha=0.8)
+            if len(costs) == 1:  # the attainment curve (a projection of a 3-D front is no curve)
+                order = np.argsort(pts.values[:, c])
+                ax.step(pts.values[order, c], pts.values[order, acc], where="post", color=color, alpha=0.8)
             ax.scatter(pts.values[:, c], pts.values[:, acc], s=22, color=color, label=label, zorder=3)
         if len(costs) == 1:  # numbered as in the table (with several costs the 2-D projections overlap)
             for i, v in enumerate(found.values):
                 ax.annotate(str(i + 1), (v[c], v[acc]), textcoords="offset points", xytext=(3, 3), fontsize=7)
-        ax.set_xlabel(names[c] + (" (log)" if names[c] in ("params", "flops") else ""))
+        ax.set_xlabel(f"{names[c]} ({OBJECTIVES[names[c]][1]}" + (", log)" if names[c] in ("params", "flops")
+                                                                  else ")"))
         if names[c] in ("params", "flops"):
             ax.set_xscale("log")
         ax.set_ylabel("accuracy (%)")

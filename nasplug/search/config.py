@@ -102,15 +102,12 @@ class SearchConfig:
 
     def _check_objectives(self) -> None:
         self.objectives = format_objectives(parse_objectives(self.objectives))
-        if self.objective == "custom":
-            raise NasplugError("--objectives charges the costs of the network nasplug trains or looks up; "
-                               "a custom --objective has none")
         if self.pruner != "none":
             raise NasplugError("--pruner stops trials on one intermediate value: not with --objectives")
         if self.sampler == "cmaes":
             raise NasplugError("--sampler cmaes is single-objective: with --objectives use nsga2, tpe, gp "
                                "or random")
-        self.network()  # a model that cannot take the dataset is a one-line error now
+        self.network()  # no network (a custom objective), or one that cannot take the data: one line now
 
     # ------------------------------------------------------------------ derived
     @property
@@ -122,6 +119,9 @@ class SearchConfig:
 
     def network(self) -> Network:
         """The network a cell's costs describe: the trained model, or NB201's for a table lookup."""
+        if self.objective == "custom":
+            raise NasplugError("--objectives charges the costs of the network nasplug trains or looks up; "
+                               "a custom --objective has none")
         if self.objective == "train":
             return Network.for_dataset(self.model, self.dataset)
         return Network.for_dataset("nb201", self.dataset)

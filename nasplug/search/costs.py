@@ -25,17 +25,17 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from nasplug.errors import NasplugError
+from nasplug.errors import ArchError, NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.graph.paths import live_edge_mask
 from nasplug.nasbench.table import canonical_dataset
-from nasplug.ops import Op
+from nasplug.ops import NB201_OPS, Op
 from nasplug.search_spaces import ProductSpace
 
 MODELS = ("mlp", "cnn", "nb201")
@@ -104,8 +104,8 @@ class Network:
 
     # ------------------------------------------------------------------ closed forms
     def _stages(self) -> list[tuple[int, int]]:
-        """``(channels, pixels)`` of each stage the cell runs in, with the number of copies folded
-        into a multiplier by :meth:`op_cost`."""
+        """NB201: ``(channels, pixels)`` of the three stages (``C, 2C, 4C``; each reduction halves
+        both sides)."""
         c, (_, h, w) = self.width, self.input_shape
         return [(c * 2**s, (h >> s) * (w >> s)) for s in range(3)]
 
@@ -121,6 +121,8 @@ class Network:
             k2 = (3 if op.name == "linear" else op.kernel_size) ** 2
             pixels = self.input_shape[1] * self.input_shape[2]
             return n * n * k2 + 2 * n, pixels * n * n * k2
+        if op not in NB201_OPS:
+            raise ArchError(f"op {op.name!r} is not a NAS-Bench-201 op: the nb201 network cannot take it")
         k2 = op.kernel_size**2  # nb201: ReLUConvBN in N cells of each stage
         params = sum(NB201_CELLS * (c * c * k2 + 2 * c) for c, _ in self._stages())
         flops = sum(NB201_CELLS * pixels * c * c * k2 for c, pixels in self._stages())
@@ -247,7 +249,3 @@ class LatencyMeter:
                 times.append(self.timer() - start)
         return 1000.0 * statistics.median(times)
 
-
-def cost_table(network: Network, archs: Sequence[ArchGraph | str]) -> np.ndarray:
-    """``(B, 2)`` ``(parameters, FLOPs)`` of several cells (any sizes and ops)."""
-    return np.array([network.costs(a) for a in archs], dtype=np.int64).reshape(-1, 2)

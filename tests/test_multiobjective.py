@@ -191,6 +191,10 @@ def test_table_search_front_true_front_and_resume(tmp_path, nb201_csv, nb201_row
     assert main(["search", "--benchmark", str(nb201_csv), "--study-name", name, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "optimizes maximize, minimize, not maximize" in err[0]
+    # Same directions, another cost, under the same name: refused too (values would mix).
+    assert main([*args[:4], "accuracy,flops", *args[5:], "--study-name", name]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "records objectives accuracy:maximize,params:minimize, not" in err[0]
     assert len(_study(out / "study.db", name).trials) == 26
 
 

@@ -109,8 +109,8 @@ def run(args) -> int:
           + f"; {summary.n_rejected_proposals} proposals rejected by the filter before becoming trials")
     if summary.best and config.objectives:
         names = [o.name for o in parse_objectives(config.objectives)]
-        n = len(summary.best)
-        print(f"\nPareto front ({n} cell{'s' if n != 1 else ''}; {summary.direction}):")
+        size = len(summary.best)
+        print(f"\nPareto front ({size} cell{'s' if size != 1 else ''}; {summary.direction}):")
         print(f"{'':>4} {'trial':>6}  " + "  ".join(f"{n:>12}" for n in names) + "  architecture")
         for i, b in enumerate(summary.best):
             values = "  ".join(f"{b[n]:>12.6g}" for n in names)

@@ -74,6 +74,10 @@ def open_study(config: SearchConfig, create: bool) -> optuna.Study:
         if stored != list(config.directions):
             raise NasplugError(f"study {config.study_name!r} optimizes {', '.join(stored)}, not "
                                f"{', '.join(config.directions)}: use another --study-name or --out")
+        recorded = study.user_attrs.get(CONFIG_ATTR, {}).get("objectives", config.objectives)
+        if recorded != config.objectives:  # same directions, other costs: values must never mix
+            raise NasplugError(f"study {config.study_name!r} records objectives {recorded}, not "
+                               f"{config.objectives}: use another --study-name or --out")
         return study
     return optuna.load_study(storage=storage, study_name=config.study_name, pruner=pruner)
 

@@ -19,6 +19,7 @@ from nasplug.ops import ROLE_CODES
 from nasplug.optuna import ArchObjective, FilteredSampler, open_storage
 from nasplug.optuna.pareto import completed_points, front
 from nasplug.scorers.base import BatchFilter
+from nasplug.search import SearchConfig
 from nasplug.search.costs import Network
 from nasplug.search.objectives import ObjectiveSet
 from nasplug.search.pareto import Bounds, hypervolume
@@ -214,3 +215,17 @@ def test_wrong_objectives_are_one_line_before_any_side_effect(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("nasplug search: error:") and message in err[0], err
     assert not out.exists()
+
+
+def test_objectives_are_part_of_the_config_identity(tmp_path):
+    config = SearchConfig(benchmark=str(tmp_path / "t.csv"), objective="table",
+                          objectives="params, accuracy:max")
+    assert config.objectives == "params:minimize,accuracy:maximize"  # normalized, order kept
+    assert config.directions == ("minimize", "maximize")
+    assert config.identity()["objectives"] == config.objectives
+    assert config.study_name.endswith("table-cifar10-params-accuracy-tpe-dag_box-seed0")
+    assert SearchConfig.from_dict(config.as_dict()) == config  # what spawned workers rebuild
+    assert config.network() == Network("nb201", (3, 32, 32), 10, 16)
+    assert SearchConfig(dataset="cifar100", objectives="accuracy,flops").network() == \
+        Network("nb201", (3, 32, 32), 100, 16)  # trained on images: the NB201 network by default
+    assert SearchConfig(objectives=None).directions == ("maximize",)

@@ -127,19 +127,20 @@ def write_pareto_report(study: optuna.Study, out: str | Path, config: SearchConf
     found = front(points, directions)
     summary.best = found.rows(names)
     truth = table_truth(config, objectives)
-    best = true_front(space, truth, directions) if truth is not None else None
+    actual = true_front(space, truth, directions) if truth is not None else None
     bounds = hv = true_hv = history = None
     if len(points.values):
-        bounds = objectives.bounds(space, points.values, best.values if best is not None else None)
+        bounds = objectives.bounds(space, points.values, actual.values if actual is not None else None)
         history = hypervolume_history(points.values, bounds)
         hv = float(history[-1])
-        true_hv = hypervolume(best.values, bounds) if best is not None else None
-    report = ParetoReport(summary, names, bounds, hv, true_hv, best.rows(names) if best is not None else [])
+        true_hv = hypervolume(actual.values, bounds) if actual is not None else None
+    report = ParetoReport(summary, names, bounds, hv, true_hv,
+                          actual.rows(names) if actual is not None else [])
     (out / "summary.json").write_text(json.dumps({"config": settings or {}, **report.as_dict()}, indent=2,
                                                  default=str))
     (out / "summary.md").write_text(_markdown(report, settings, objectives))
     plot_outcomes(summary, out / "outcomes.png")
-    plot_fronts(points, found, best, names, directions, out / "pareto.png")
+    plot_fronts(points, found, actual, names, directions, out / "pareto.png")
     plot_hypervolume(evaluations, history, true_hv, out / "hypervolume.png")
     return report
 
@@ -197,7 +198,7 @@ def _point(values: tuple[float, ...], names: tuple[str, ...]) -> str:
     return "(" + ", ".join(f"{n} {_cell(n, v)}" for n, v in zip(names, values)) + ")"
 
 
-def plot_fronts(points: Points, found: Points, best: Points | None, names: tuple[str, ...],
+def plot_fronts(points: Points, found: Points, actual: Points | None, names: tuple[str, ...],
                 directions: tuple[str, ...], path: Path) -> None:
     """Accuracy against each cost: every completed trial, the found front (numbered as in the
     report's table) and the true front when known."""
@@ -209,7 +210,7 @@ def plot_fronts(points: Points, found: Points, best: Points | None, names: tuple
         if len(points.values):
             ax.scatter(points.values[:, c], points.values[:, acc], s=10, color="tab:gray", alpha=0.5,
                        label="trials")
-        for pts, color, label in ((best, "tab:red", "true front"), (found, "tab:blue", "found front")):
+        for pts, color, label in ((actual, "tab:red", "true front"), (found, "tab:blue", "found front")):
             if pts is None or not len(pts.values):
                 continue
             if len(costs) == 1:  # the attainment curve (a projection of a 3-D front is no curve)

@@ -46,13 +46,13 @@ def in_c22_box(arch: ArchGraph) -> bool:
 
 
 # ---------------------------------------------------------------------- Optuna's conformance suite
-@pytest.mark.parametrize("base", ["tpe", "random"])
+@pytest.mark.parametrize("base", ["tpe", "random", "nsga2"])
 class TestFilteredSamplerConformance(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
     @pytest.fixture
     def sampler(self, base):
         def make():
-            inner = (optuna.samplers.TPESampler(seed=0) if base == "tpe"
-                     else optuna.samplers.RandomSampler(seed=0))
+            inner = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                     "nsga2": optuna.samplers.NSGAIISampler}[base](seed=0)
             return FilteredSampler(inner, filter="dag_box", space="nb201", seed=0)
 
         return make

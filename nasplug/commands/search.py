@@ -5,7 +5,9 @@ or CIFAR (``--dataset cifar10 --data-root DIR``), a NAS-Bench-201 table lookup (
 for fast reproducible experiments, or any ``--objective MODULE:FUNCTION``. The study lives in a storage
 (a SQLite file under ``--out`` by default, any Optuna URL or ``journal:PATH`` with ``--storage``), so
 rerunning the same command continues it, several processes can share it (``--jobs N``, or several
-commands with different ``--seed``), and ``optuna-dashboard`` can watch it.
+commands with different ``--seed``), and ``optuna-dashboard`` can watch it. ``--objectives
+accuracy,params`` (or ``flops``, ``latency``) searches for the Pareto front of accuracy against cost
+(``--sampler nsga2`` or multi-objective ``tpe``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ def add_parser(sub) -> None:
         "form) reuse its value. Writes summary.md/json and plots to --out.",
     )
     p.add_argument("--space", default="nb201", help="search space (default nb201; dag, dag:N)")
-    p.add_argument("--sampler", default="tpe", choices=SAMPLERS, help="Optuna sampler (default tpe)")
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS,
+                   help="Optuna sampler (default tpe; nsga2 for NSGA-II)")
+    p.add_argument("--objectives", default=None, metavar="LIST",
+                   help="multi-objective search: accuracy and costs of the network, e.g. accuracy,params "
+                   "(costs: params, flops, latency; optional directions: accuracy:max,params:min)")
     p.add_argument("--filter", default="dag_box", help="pre-training filter: dag_box (default), "
                    "dag_box_authors, none, or any registered filter (see `nasplug scorers`)")
     p.add_argument("--scorer", default=None,
@@ -85,7 +91,7 @@ def config_from_args(args):
         scorer=args.scorer, sampler=args.sampler, pruner=args.pruner, n_trials=args.n_trials,
         timeout=args.timeout, seed=args.seed, max_tries=args.max_tries, dedupe=not args.no_dedupe,
         storage=args.storage or str(Path(args.out) / "study.db"), study_name=args.study_name,
-        heartbeat=args.heartbeat, jobs=args.jobs, quiet=args.quiet,
+        heartbeat=args.heartbeat, jobs=args.jobs, quiet=args.quiet, objectives=args.objectives,
     )
 
 
@@ -94,6 +100,7 @@ def run(args) -> int:
 
     from nasplug.optuna.runner import run_search
     from nasplug.optuna.storage import storage_url
+    from nasplug.search.objectives import parse_objectives
 
     config = config_from_args(args)
     summary = run_search(config, args.out, top=max(args.top, 10))
@@ -101,11 +108,20 @@ def run(args) -> int:
           f"duplicates reused, {summary.n_pruned} pruned, {summary.n_failed} failed"
           + (f" {summary.fail_reasons}" if summary.fail_reasons else "")
           + f"; {summary.n_rejected_proposals} proposals rejected by the filter before becoming trials")
-    if summary.best:
+    if summary.best and config.objectives:
+        names = [o.name for o in parse_objectives(config.objectives)]
+        size = len(summary.best)
+        print(f"\nPareto front ({size} cell{'s' if size != 1 else ''}; {summary.direction}):")
+        print(f"{'':>4} {'trial':>6}  " + "  ".join(f"{n:>12}" for n in names) + "  architecture")
+        for i, b in enumerate(summary.best):
+            values = "  ".join(f"{b[n]:>12.6g}" for n in names)
+            print(f"{i + 1:>3}. {b['trial']:>6}  {values}  {b['arch']}")
+    elif summary.best:
         print(f"\ntop {min(args.top, len(summary.best))} ({summary.direction}):")
         for i, b in enumerate(summary.best[: args.top]):
             print(f"{i + 1:>3}. {b['value']:10.4f}  trial {b['trial']:>4}  {b['arch']}")
-    print(f"\nwrote {Path(args.out) / 'summary.md'}, summary.json, history.png, outcomes.png")
+    plots = "pareto.png, hypervolume.png" if config.objectives else "history.png"
+    print(f"\nwrote {Path(args.out) / 'summary.md'}, summary.json, {plots}, outcomes.png")
     url = storage_url(config.storage)
     print(f"dashboard: optuna-dashboard {url[len('journal:'):] if url.startswith('journal:') else url}")
     return 0

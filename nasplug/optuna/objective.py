@@ -11,7 +11,10 @@ user callable) into an Optuna objective that
    same :meth:`~nasplug.ArchGraph.canonical_key` (the same function), its value is reused. The cache
    is read from the study's storage (user attributes of completed trials), so it also works across
    processes sharing the storage and across resumed runs;
-4. records a failed evaluation — a :class:`~nasplug.search.EvaluationFailed` raised by
+4. in a multi-objective study (``objectives=``, an :class:`~nasplug.search.objectives.ObjectiveSet`)
+   returns the cell's vector — the evaluated (or reused) accuracy and the costs of the cell's own
+   network, computed for every trial;
+5. records a failed evaluation — a :class:`~nasplug.search.EvaluationFailed` raised by
    ``evaluate`` (a diverged training) or a non-finite value — as a FAIL trial with its reason in
    ``nasplug:fail_reason``, and lets the study continue (pass ``catch=objective.catch`` to
    ``study.optimize``).
@@ -44,6 +47,7 @@ from nasplug.search.attrs import (
     ATTR_REJECTED_BY,
 )
 from nasplug.search.evaluation import Report
+from nasplug.search.objectives import ObjectiveSet
 from nasplug.search_spaces import DigitSpace, resolve_space
 
 __all__ = ["ArchObjective", "DuplicateCache", "EvaluationFailed", "optuna_report", "prune_before_training"]
@@ -82,6 +86,7 @@ def prune_before_training(trial: optuna.Trial, arch: ArchGraph | str, filter: An
     if scorer is not None:
         proxy = float(scorer.score(arch))
         trial.set_user_attr(ATTR_PROXY, proxy)
+    if scorer is not None and len(trial.study.directions) == 1:  # Optuna reports one objective only
         maximize = trial.study.direction == optuna.study.StudyDirection.MAXIMIZE
         # oriented to the study: a maximized study wants the scorer's "better" to be larger
         toward = float(oriented(proxy, scorer.higher_is_better == maximize))
@@ -99,9 +104,11 @@ class DuplicateCache:
     Completed trials carry ``nasplug:key``; the cache ingests them incrementally (trials come back
     ordered by number and a finished trial never changes), so a lookup costs only the trials that
     finished since the last one — and sees trials finished by other processes on the same storage.
+    In a multi-objective study the cached value is the evaluated one, at ``value_index``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, value_index: int = 0) -> None:
+        self.value_index = value_index
         self.results = ResultCache()
         self._cursor = 0
         self._lock = threading.Lock()
@@ -113,10 +120,11 @@ class DuplicateCache:
             cursor, advancing = self._cursor, True
             for i in range(self._cursor, len(trials)):
                 t = trials[i]
-                if t.state == TrialState.COMPLETE and t.values is not None and len(t.values) == 1:
+                done = t.state == TrialState.COMPLETE and t.values is not None
+                if done and len(t.values) > self.value_index:
                     k = t.user_attrs.get(ATTR_KEY)
                     if k is not None:
-                        self.results.record(k, t.number, float(t.values[0]))
+                        self.results.record(k, t.number, float(t.values[self.value_index]))
                 if advancing and t.state.is_finished():
                     cursor = i + 1
                 else:
@@ -155,6 +163,9 @@ class ArchObjective:
         Call ``evaluate(arch, trial)`` instead, so a trainer can report per-epoch values and let an
         Optuna pruner stop it (raise :class:`optuna.TrialPruned`); a core evaluator gets that from
         ``lambda arch, trial: evaluator(arch, optuna_report(trial))``.
+    objectives
+        For a multi-objective study (directions in the set's order): return
+        ``objectives.vector(arch, value)`` instead of the value.
 
     Attributes
     ----------
@@ -168,7 +179,7 @@ class ArchObjective:
 
     def __init__(self, evaluate: Callable[..., Any], space: DigitSpace | str = "nb201", *,
                  filter: Any = None, scorer: Any = None, dedupe: bool = True, prefix: str = "",
-                 pass_trial: bool = False):
+                 pass_trial: bool = False, objectives: ObjectiveSet | None = None):
         self.evaluate = evaluate
         self.space = resolve_space(space)
         self.filter = resolve_filter(filter, self.space)
@@ -176,10 +187,11 @@ class ArchObjective:
         self.dedupe = dedupe
         self.prefix = prefix
         self.pass_trial = pass_trial
-        self.cache = DuplicateCache()
+        self.objectives = objectives
+        self.cache = DuplicateCache(objectives.accuracy_index if objectives is not None else 0)
         self.n_evaluations = 0
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, ...]:
         tag_worker(trial)  # lets a restarted search recover this trial if the process dies
         arch = suggest_architecture(trial, self.space, self.prefix)
         if self.filter is not None or self.scorer is not None:
@@ -188,7 +200,7 @@ class ArchObjective:
             hit = self.cache.lookup(trial.study, arch.canonical_key())
             if hit is not None:
                 trial.set_user_attr(ATTR_DUPLICATE_OF, hit[0])
-                return hit[1]
+                return self._values(arch, hit[1])
         self.n_evaluations += 1
         try:
             result = check_value(self.evaluate(arch, trial) if self.pass_trial else self.evaluate(arch))
@@ -198,4 +210,7 @@ class ArchObjective:
         for key, value in result.attrs.items():
             trial.set_user_attr(key, value)
         trial.set_user_attr(ATTR_EVALUATED, True)
-        return result.value
+        return self._values(arch, result.value)
+
+    def _values(self, arch: ArchGraph, value: float) -> float | tuple[float, ...]:
+        return value if self.objectives is None else self.objectives.vector(arch, value)

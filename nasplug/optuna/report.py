@@ -51,10 +51,13 @@ class SearchSummary:
 
 
 def summarize(study: optuna.Study, top: int = 10) -> SearchSummary:
-    """Summarize a single-objective study searched with :class:`~nasplug.optuna.ArchObjective`."""
+    """Summarize a study searched with :class:`~nasplug.optuna.ArchObjective`. For a multi-objective
+    study ``best`` and ``history`` stay empty: its best cells are a Pareto front
+    (:mod:`nasplug.optuna.pareto`)."""
     trials = study.get_trials(deepcopy=False)
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    multi = len(study.directions) > 1
+    maximize = not multi and study.direction == optuna.study.StudyDirection.MAXIMIZE
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.values is not None]
     reasons: dict[str, int] = {}
     for t in trials:
         if t.state == TrialState.FAIL:
@@ -63,7 +66,7 @@ def summarize(study: optuna.Study, top: int = 10) -> SearchSummary:
     tries = [int(t.user_attrs[ATTR_TRIES]) for t in trials if ATTR_TRIES in t.user_attrs]
     # Best distinct cells: one row per canonical key (its first evaluation).
     seen: set[str] = set()
-    ranked = sorted(complete, key=lambda t: t.value, reverse=maximize)
+    ranked = [] if multi else sorted(complete, key=lambda t: t.value, reverse=maximize)
     best = []
     for t in ranked:
         key = t.user_attrs.get(ATTR_KEY, str(t.number))
@@ -75,7 +78,7 @@ def summarize(study: optuna.Study, top: int = 10) -> SearchSummary:
         if len(best) >= top:
             break
     history, running, n_eval = [], None, 0
-    for t in complete:
+    for t in [] if multi else complete:
         evaluated = bool(t.user_attrs.get(ATTR_EVALUATED))
         n_eval += evaluated
         if running is None or (t.value > running if maximize else t.value < running):
@@ -84,7 +87,7 @@ def summarize(study: optuna.Study, top: int = 10) -> SearchSummary:
                         "duplicate": ATTR_DUPLICATE_OF in t.user_attrs})
     return SearchSummary(
         study_name=study.study_name,
-        direction="maximize" if maximize else "minimize",
+        direction=", ".join(d.name.lower() for d in study.directions),
         n_trials=len(trials),
         n_evaluated=sum(bool(t.user_attrs.get(ATTR_EVALUATED)) for t in complete),
         n_duplicates=sum(ATTR_DUPLICATE_OF in t.user_attrs for t in complete),
@@ -103,8 +106,8 @@ def _fmt(x: Any) -> str:
     return f"{x:.4f}" if isinstance(x, float) and math.isfinite(x) else str(x)
 
 
-def markdown(summary: SearchSummary, config: dict[str, Any] | None = None) -> str:
-    """The summary as a Markdown report."""
+def outcome_lines(summary: SearchSummary, config: dict[str, Any] | None = None) -> list[str]:
+    """The report's title, settings and trial outcomes (Markdown lines)."""
     s = summary
     lines = [f"# Architecture search `{s.study_name}`", ""]
     if config:
@@ -123,6 +126,15 @@ def markdown(summary: SearchSummary, config: dict[str, Any] | None = None) -> st
         f"The sampler discarded {s.n_rejected_proposals} proposals that failed the filter (they never "
         f"became trials); {s.n_fallbacks} trials used the fallback after `max_tries`.",
         "",
+    ]
+    return lines
+
+
+def markdown(summary: SearchSummary, config: dict[str, Any] | None = None) -> str:
+    """The summary as a Markdown report."""
+    s = summary
+    lines = [
+        *outcome_lines(s, config),
         f"## Best architectures ({s.direction})", "",
         "| rank | trial | value | architecture |", "| --- | --- | --- | --- |",
     ]

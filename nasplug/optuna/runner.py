@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from nasplug.errors import NasplugError, require
 from nasplug.optuna.objective import ArchObjective, optuna_report
+from nasplug.optuna.pareto import write_pareto_report
 from nasplug.optuna.report import SearchSummary, write_report
 from nasplug.optuna.sampler import FilteredSampler
 from nasplug.optuna.storage import (
@@ -43,7 +44,9 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     TPE is Optuna's default (multivariate for one objective, so it models the edges jointly). CMA-ES
     models only numerical parameters: on an all-categorical cell space it samples the edges with its
     independent sampler (random), so it is meaningful only with extra numerical parameters. The GP
-    sampler handles categoricals (Hamming-type kernel) but costs about a second per trial.
+    sampler handles categoricals (Hamming-type kernel) but costs about a second per trial. NSGA-II
+    (Deb et al. 2002) evolves generations of 50 cells by crossover and mutation; with several
+    objectives (``--objectives``), TPE is Optuna's multi-objective TPE (Ozaki et al. 2020/2022).
     """
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
@@ -54,6 +57,8 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
     raise NasplugError(f"unknown sampler {name!r}")
 
 
@@ -63,8 +68,17 @@ def open_study(config: SearchConfig, create: bool) -> optuna.Study:
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if config.pruner == "median" \
         else optuna.pruners.NopPruner()
     if create:
-        return optuna.create_study(storage=storage, study_name=config.study_name,
-                                   direction=config.direction, load_if_exists=True, pruner=pruner)
+        study = optuna.create_study(storage=storage, study_name=config.study_name,
+                                    directions=list(config.directions), load_if_exists=True, pruner=pruner)
+        stored = [d.name.lower() for d in study.directions]
+        if stored != list(config.directions):
+            raise NasplugError(f"study {config.study_name!r} optimizes {', '.join(stored)}, not "
+                               f"{', '.join(config.directions)}: use another --study-name or --out")
+        recorded = study.user_attrs.get(CONFIG_ATTR, {}).get("objectives", config.objectives)
+        if recorded != config.objectives:  # same directions, other costs: values must never mix
+            raise NasplugError(f"study {config.study_name!r} records objectives {recorded}, not "
+                               f"{config.objectives}: use another --study-name or --out")
+        return study
     return optuna.load_study(storage=storage, study_name=config.study_name, pruner=pruner)
 
 
@@ -86,18 +100,19 @@ def work(config: SearchConfig, worker: int = 0) -> int:
         return 0
     seed = worker_seed(config, study, worker)
     evaluator = config.evaluator()
+    objectives = config.objective_set()
     sampler = FilteredSampler(make_sampler(config.sampler, seed), filter=config.filter,
                               max_tries=config.max_tries, space=config.space, seed=seed,
                               scorer=config.scorer)
     study.sampler = sampler
 
-    def evaluate(arch, trial):
-        return evaluator(arch, optuna_report(trial))
+    def evaluate(arch, trial):  # Optuna reports intermediate values of single-objective studies only
+        return evaluator(arch, optuna_report(trial) if objectives is None else None)
 
     # The objective re-checks the filter: a fallback "proposal" or an enqueued cell that fails it
     # is pruned before training rather than trained.
     objective = ArchObjective(evaluate, config.space, filter=sampler.filter, dedupe=config.dedupe,
-                              pass_trial=True)
+                              pass_trial=True, objectives=objectives)
     before = len(study.get_trials(deepcopy=False))
     study.optimize(objective, n_trials=remaining, timeout=config.timeout, catch=objective.catch,
                    callbacks=[StopAtTrials(config.n_trials)], gc_after_trial=False)
@@ -111,7 +126,8 @@ def _spawned(config: dict[str, Any], worker: int) -> None:
 def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
                echo: Callable[[str], None] = print) -> SearchSummary:
     """Create or resume the study, run ``config.jobs`` workers until it has ``config.n_trials``
-    trials, and write the report (``summary.md/json``, plots) to ``out``."""
+    trials, and write the report (``summary.md/json``, plots) to ``out`` — with several objectives,
+    the Pareto-front report of :mod:`nasplug.optuna.pareto`."""
     space = get_space(config.space)
     filt = resolve_filter(config.filter, space)  # validates the name before any work
     if config.objective != "train":
@@ -155,7 +171,9 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
                 raise NasplugError(f"{len(bad)} worker(s) failed (exit codes {bad})")
     study = open_study(config, create=False)
     report_config = {k: getattr(config, k) for k in ("space", "sampler", "filter", "objective", "dataset",
-                                                     "benchmark", "n_trials", "seed")}
+                                                     "benchmark", "n_trials", "seed", "objectives")}
     report_config["storage_url"] = storage_url(config.storage)
+    if config.objectives is not None:  # the best cells are a Pareto front; summary.best holds it
+        return write_pareto_report(study, Path(out), config, settings=report_config).summary
     return write_report(study, Path(out), config=report_config, top=top)
 

@@ -9,11 +9,13 @@ the trial asks for any of its edges, and answers every later edge of that trial 
 cell:
 
 * If the base sampler models the edges jointly (multivariate TPE — Optuna's default for single
-  objectives — or the GP sampler, once their relative search space contains the edges), the joint
-  draw happens in :meth:`sample_relative`, which asks the base sampler's ``sample_relative`` for
-  whole proposals.
-* Otherwise (random search, CMA-ES, which does not model categoricals, independent TPE, and every
-  sampler's first trials before anything has completed) the joint draw happens in
+  objectives — the GP sampler, or NSGA-II's crossover of two parents, once their relative search
+  space contains the edges), the joint draw happens in :meth:`sample_relative`, which asks the base
+  sampler's ``sample_relative`` for whole proposals (edges it leaves out, e.g. NSGA-II's mutations,
+  come from its ``sample_independent``).
+* Otherwise (random search, CMA-ES, which does not model categoricals, independent TPE — Optuna's
+  default for several objectives —, NSGA-II's first generation, and every sampler's first trials
+  before anything has completed) the joint draw happens in
   :meth:`sample_independent` on the first edge: each proposal is the base sampler's own independent
   draw of every edge, so the proposals follow exactly the distribution the base sampler would use.
 
@@ -94,9 +96,10 @@ class FilteredSampler(BaseSampler):
         With a scorer, how many distinct passing proposals to compare (default 1: no pre-screen).
     relative_retries
         How many joint proposals to ask of the base sampler's ``sample_relative`` per trial before
-        the remaining tries use its cheap independent draws. ``None``: all ``max_tries`` for TPE
-        (a joint TPE draw costs milliseconds), 1 for other samplers — a GP proposal optimizes an
-        acquisition function (~1 s) and tends to return the same point when asked again.
+        the remaining tries use its cheap independent draws. ``None``: all ``max_tries`` for TPE and
+        NSGA-II (a joint TPE draw or an NSGA-II crossover costs milliseconds; NSGA-II's independent
+        draws are uniform), 1 for other samplers — a GP proposal optimizes an acquisition function
+        (~1 s) and tends to return the same point when asked again.
     seed
         Seed of the wrapper's own random choices (fallback tie-breaks).
 
@@ -139,7 +142,8 @@ class FilteredSampler(BaseSampler):
         self._patience = max(1, int(patience))
         self._candidates = int(candidates)
         if relative_retries is None:
-            relative_retries = max_tries if isinstance(self._base, optuna.samplers.TPESampler) else 1
+            cheap = (optuna.samplers.TPESampler, optuna.samplers.NSGAIISampler)
+            relative_retries = max_tries if isinstance(self._base, cheap) else 1
         self._relative_retries = max(1, int(relative_retries))
         self._seed = seed
         self._rng = np.random.default_rng(seed)

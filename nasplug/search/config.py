@@ -13,16 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from nasplug.errors import NasplugError
+from nasplug.search.costs import Network
 from nasplug.search.evaluation import Evaluator, load_callable, table_evaluator, train_evaluator
+from nasplug.search.objectives import ObjectiveSet, format_objectives, parse_objectives
 from nasplug.search_spaces import get as get_space
 
 OBJECTIVES = ("train", "table", "custom")
 DIRECTIONS = ("maximize", "minimize")
-SAMPLERS = ("tpe", "random", "cmaes", "gp")
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")
 PRUNERS = ("none", "median")
 #: Fields that make up the evaluation identity (what a stored value means).
 IDENTITY_FIELDS = ("space", "objective", "benchmark", "callable", "dataset", "model", "epochs",
-                   "base_lr", "direction", "filter", "dedupe")
+                   "base_lr", "direction", "filter", "dedupe", "objectives")
 
 
 @dataclass
@@ -33,6 +35,8 @@ class SearchConfig:
     ``"table"`` (look values up in the NAS-Bench-201 file ``benchmark``, ``dataset`` = its dataset)
     or ``"custom"`` (the user's ``callable`` = ``"module:function"``). ``storage`` is a SQLite file,
     an SQLAlchemy URL or ``journal:PATH``; ``study_name`` defaults to one derived from the settings.
+    ``objectives`` (e.g. ``"accuracy,params"``) makes the search multi-objective: the accuracy against
+    costs of the network (:mod:`nasplug.search.objectives`); it is kept in normalized form.
     """
 
     space: str = "nb201"
@@ -60,6 +64,7 @@ class SearchConfig:
     heartbeat: int | None = None
     jobs: int = 1
     quiet: bool = False
+    objectives: str | None = None
 
     def __post_init__(self) -> None:
         self.filter = (self.filter or "none").strip()
@@ -89,11 +94,44 @@ class SearchConfig:
             self.dataset = None
         if self.objective != "custom" and self.direction != "maximize":
             raise NasplugError("accuracies are maximized: --direction is for --objective only")
+        if self.objectives is not None:
+            self._check_objectives()
         get_space(self.space)  # an unknown space is a one-line error before any work
         if self.study_name is None:
             self.study_name = self.default_study_name()
 
+    def _check_objectives(self) -> None:
+        self.objectives = format_objectives(parse_objectives(self.objectives))
+        if self.pruner != "none":
+            raise NasplugError("--pruner stops trials on one intermediate value: not with --objectives")
+        if self.sampler == "cmaes":
+            raise NasplugError("--sampler cmaes is single-objective: with --objectives use nsga2, tpe, gp "
+                               "or random")
+        self.network()  # no network (a custom objective), or one that cannot take the data: one line now
+
     # ------------------------------------------------------------------ derived
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The study's directions: one per objective."""
+        if self.objectives is None:
+            return (self.direction,)
+        return tuple(o.direction for o in parse_objectives(self.objectives))
+
+    def network(self) -> Network:
+        """The network a cell's costs describe: the trained model, or NB201's for a table lookup."""
+        if self.objective == "custom":
+            raise NasplugError("--objectives charges the costs of the network nasplug trains or looks up; "
+                               "a custom --objective has none")
+        if self.objective == "train":
+            return Network.for_dataset(self.model, self.dataset)
+        return Network.for_dataset("nb201", self.dataset)
+
+    def objective_set(self) -> ObjectiveSet | None:
+        """The objective vector of a multi-objective search (``None`` for a single objective)."""
+        if self.objectives is None:
+            return None
+        return ObjectiveSet(self.objectives, self.network(), device=self.device)
+
     def default_study_name(self) -> str:
         if self.objective == "table":
             label = f"table-{self.dataset}"
@@ -101,6 +139,8 @@ class SearchConfig:
             label = "custom-" + str(self.callable).replace(":", ".")
         else:
             label = f"train-{self.dataset}-{self.epochs}ep"
+        if self.objectives:  # a multi-objective study never shares a name with a single-objective one
+            label += "-" + "-".join(o.name for o in parse_objectives(self.objectives))
         return f"nasplug-{self.space}-{label}-{self.sampler}-{self.filter}-seed{self.seed}"
 
     def identity(self) -> dict[str, Any]:

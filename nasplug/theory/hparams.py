@@ -193,6 +193,17 @@ def lr_multiplier(arch: ArchGraph | str, offset: float = DEFAULT_OFFSET,
     return float(value)
 
 
+#: The network families built around a cell (nasplug.models): the theory MLP-DAG, the CNN-DAG and
+#: NAS-Bench-201's macro network.
+MODELS = ("mlp", "cnn", "nb201")
+#: Hidden width (mlp) or channels (cnn; nb201's C) when none is given.
+DEFAULT_WIDTH = {"mlp": 256, "cnn": 16, "nb201": 16}
+#: Base learning rate of the [C24] rule when neither a learning rate nor a base LR is given: the
+#: LR of the family's base network. 0.1 is NAS-Bench-201's; the CNN-DAG's 0.5 was measured on
+#: digits (benchmarks/demo_calibration.py, docs/demo_calibration.md: 0.1 leaves it undertrained).
+DEFAULT_BASE_LR = {"mlp": 0.1, "cnn": 0.5, "nb201": 0.1}
+
+
 def default_lr_rule(model: str) -> dict[str, Any]:
     """The [C24] LR-scaling convention per model family (docs/theory.md §5): MLP/CNN count
     ``#param edges + DEFAULT_OFFSET`` against the base depths of this module; CNNs add the

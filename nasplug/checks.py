@@ -105,10 +105,7 @@ def writable_file(path: str | os.PathLike, name: str = "output file") -> Path:
         if not os.access(path, os.W_OK):
             raise NasplugError(f"{name} {path} is not writable")
         return path
-    if path.parent.exists():
-        writable_dir(path.parent, f"folder of the {name}")
-    else:
-        _creatable(path.parent, f"folder of the {name}")
+    _creatable(path, name)
     return path
 
 

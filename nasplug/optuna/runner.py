@@ -141,9 +141,10 @@ class Progress:
                              best=best_pair, last_step=steps[-1] if steps else None, trained=self.trained))
 
 
-def work(config: SearchConfig, worker: int = 0, evaluator: Any = None,
+def work(config: SearchConfig, worker: int = 0, evaluator: Any = None, filter: Any = None,
          echo: Callable[[str], None] = print) -> int:
-    """One worker: search until the study has ``n_trials`` counted trials. Returns trials it ran."""
+    """One worker: search until the study has ``n_trials`` counted trials. Returns trials it ran.
+    ``evaluator`` and ``filter`` are built from the config unless given (already built)."""
     optuna.logging.set_verbosity(logging.ERROR)  # one line per trial is printed by Progress
     study = open_study(config)
     remaining = config.n_trials - counted_trials(study)
@@ -151,7 +152,8 @@ def work(config: SearchConfig, worker: int = 0, evaluator: Any = None,
         return 0
     seed = worker_seed(config, study, worker)
     evaluator = evaluator or config.evaluator()
-    sampler = FilteredSampler(make_sampler(config.sampler, seed), filter=config.filter,
+    sampler = FilteredSampler(make_sampler(config.sampler, seed),
+                              filter=config.filter if filter is None else filter,
                               max_tries=config.max_tries, space=config.space, seed=seed,
                               scorer=config.scorer)
     study.sampler = sampler
@@ -184,9 +186,9 @@ def _spawned(config: dict[str, Any], worker: int) -> None:
         sys.exit(130)
 
 
-def _run_workers(config: SearchConfig, evaluator: Any, echo: Callable[[str], None]) -> None:
+def _run_workers(config: SearchConfig, evaluator: Any, filter: Any, echo: Callable[[str], None]) -> None:
     if config.jobs == 1:
-        work(config, evaluator=evaluator, echo=echo)
+        work(config, evaluator=evaluator, filter=filter, echo=echo)
         return
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_spawned, args=(config.as_dict(), w)) for w in range(config.jobs)]
@@ -231,8 +233,8 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
     echo(f"study {config.study_name} in {storage_url(config.storage)}")
     kept = ""
     if filt is not None and space.enumerable:
-        kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells;"
-    echo(f"space {config.space} ({space.size:,} cells); filter {config.filter}{kept} proposals it "
+        kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
+    echo(f"space {config.space} ({space.size:,} cells); filter {config.filter}{kept}; proposals it "
          f"rejects are re-drawn, never trained; sampler {config.sampler}, seed {config.seed}")
     echo(f"objective: {config.describe()}")
     if config.dedupe:
@@ -248,7 +250,7 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
         echo(f"resuming: {done} trials stored, running up to {config.n_trials - done} more")
     try:
         if done < config.n_trials:
-            _run_workers(config, evaluator, echo)
+            _run_workers(config, evaluator, filt, echo)
         study = open_study(config)
         final = comparison = None
         if config.objective == "train" and config.final_top > 0:

@@ -179,7 +179,19 @@ def work(config: SearchConfig, worker: int = 0, evaluator: Any = None, filter: A
     return len(study.get_trials(deepcopy=False)) - before
 
 
+def _interrupt_once() -> None:
+    """Raise ``KeyboardInterrupt`` on the first SIGINT and ignore later ones, so that a second
+    Ctrl-C (or the parent forwarding the first) cannot cut short the marking of the trial."""
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+
+
 def _spawned(config: dict[str, Any], worker: int) -> None:
+    _interrupt_once()
     try:
         work(SearchConfig.from_dict(config), worker)
     except KeyboardInterrupt:  # the trial is marked and re-enqueued; the parent says so once
@@ -205,6 +217,8 @@ def _run_workers(config: SearchConfig, evaluator: Any, filter: Any, echo: Callab
             proc.join()
         raise
     bad = [p.exitcode for p in procs if p.exitcode]
+    if 130 in bad:  # a worker was interrupted on its own (kill -INT of one worker)
+        raise KeyboardInterrupt
     if bad:
         raise NasplugError(f"{len(bad)} worker(s) failed (exit codes {bad})")
 

@@ -196,9 +196,9 @@ class TaggedJournalStorage(_Tagging, JournalStorage):
 
 # ---------------------------------------------------------------------- recovery and budgets
 def retry_later(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> None:
-    """Enqueue the parameters of a trial that will not finish, marked ``nasplug:retry_of``."""
-    if trial.params:
-        study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number})
+    """Enqueue the parameters of a trial that will not finish, marked ``nasplug:retry_of`` (with no
+    parameters yet — it died before sampling — the retry is a fresh trial in its place)."""
+    study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number})
 
 
 def recover_dead_trials(study: optuna.Study, retry: bool = True) -> list[int]:

@@ -88,10 +88,26 @@ def test_a_worker_killed_right_after_creating_its_trial_is_recovered(spec, sugge
 
 
 # ---------------------------------------------------------------------- exactly one recoverer
-def _recover(spec: str, barrier, queue) -> None:
+def _at_once(task, n: int, *args) -> list:
+    """``task(*args)`` in ``n`` processes released together by a barrier; their results."""
+    barrier, queue = CTX.Barrier(n), CTX.Queue()
+
+    def run(*a):
+        queue.put(task(*a, barrier))
+
+    procs = [CTX.Process(target=run, args=args) for _ in range(n)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join()
+    return results
+
+
+def _recover(spec: str, barrier) -> list[int]:
     study = _study(spec)
     barrier.wait()
-    queue.put(recover_dead_trials(study))
+    return recover_dead_trials(study)
 
 
 @pytest.mark.parametrize("round_", [0, *(pytest.param(r, marks=pytest.mark.slow) for r in range(1, 8))])
@@ -100,41 +116,26 @@ def test_exactly_one_process_recovers_a_dead_trial(spec, round_):
     dead = CTX.Process(target=_ask_and_die, args=(spec, True))
     dead.start()
     dead.join()
-    n = 6
-    barrier, queue = CTX.Barrier(n), CTX.Queue()
-    procs = [CTX.Process(target=_recover, args=(spec, barrier, queue)) for _ in range(n)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join()
-    assert sorted(map(len, results)) == [0] * (n - 1) + [1]
+    results = _at_once(_recover, 6, spec)
+    assert sorted(map(len, results)) == [0, 0, 0, 0, 0, 1]
     study = _study(spec)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 1  # re-enqueued exactly once
 
 
 # ---------------------------------------------------------------------- a new SQLite file, at once
-def _create(path: str, barrier, queue) -> None:
+def _create(path: str, barrier) -> tuple[str, str]:
     barrier.wait()
     try:
         study = optuna.create_study(storage=open_storage(path), study_name="same", load_if_exists=True)
-        queue.put(("ok", study.study_name))
+        return "ok", study.study_name
     except Exception as err:  # what used to happen: alembic / "table studies already exists"
-        queue.put(("error", repr(err)))
+        return "error", repr(err)
 
 
 @pytest.mark.parametrize("round_", [0, *(pytest.param(r, marks=pytest.mark.slow) for r in range(1, 8))])
 def test_processes_creating_one_new_sqlite_file_at_once_all_succeed(tmp_path, round_):
     path = str(tmp_path / f"new{round_}.db")
-    n = 4
-    barrier, queue = CTX.Barrier(n), CTX.Queue()
-    procs = [CTX.Process(target=_create, args=(path, barrier, queue)) for _ in range(n)]
-    for p in procs:
-        p.start()
-    results = [queue.get(timeout=300) for _ in procs]
-    for p in procs:
-        p.join()
-    assert results == [("ok", "same")] * n
+    assert _at_once(_create, 4, path) == [("ok", "same")] * 4
     assert optuna.get_all_study_names(open_storage(path)) == ["same"]
 
 

@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
                    help="comma-separated filters, '' for none (default %(default)s)")
     p.add_argument("--aggregate", default=None, metavar="NAME:W,...",
                    help="add a column 'rank_aggregate': the weighted mean of the scorers' normalized "
-                   "ranks (a negative weight reverses a scorer), e.g. effective_depth:1,num_paths:0.5")
+                   "ranks (a negative weight reverses a scorer), e.g. effective_depth:1,num_paths:0.5 "
+                   "(default: none)")
     p.add_argument("--sample", type=int_arg(1), default=None,
                    help="score this many uniformly drawn cells, >= 1, instead of all (needed for spaces "
                    "over 2,000,000 cells; default: all)")
@@ -41,7 +42,7 @@ def add_parser(sub) -> None:
                    "print only)")
     p.add_argument("--benchmark", metavar="FILE",
                    help="NAS-Bench-201 ground truth: the official .pth, a compact table from "
-                   "`nasplug bench convert`, or the CSV export")
+                   "`nasplug bench convert`, or the CSV export (default: none, no report)")
     p.add_argument("--dataset", default="cifar10",
                    help="benchmark dataset(s), comma-separated: cifar10, cifar10-valid, cifar100, "
                    "ImageNet16-120 (or c10, c100, in16; default %(default)s)")

@@ -44,16 +44,17 @@ def add_parser(sub) -> None:
                    help="stop starting trials after this many seconds, > 0 (default: no limit)")
     obj = p.add_argument_group("objective (default: train each cell on the embedded digits)")
     obj.add_argument("--benchmark", metavar="FILE",
-                     help="look accuracies up in a NAS-Bench-201 file instead of training")
+                     help="look accuracies up in a NAS-Bench-201 file instead of training (default: train)")
     obj.add_argument("--objective", metavar="MODULE:FUNCTION",
-                     help="your own evaluate(arch) -> float instead of training")
+                     help="your own evaluate(arch) -> float instead of training (default: train)")
     obj.add_argument("--direction", default="maximize", choices=["maximize", "minimize"],
                      help="for --objective (accuracies are maximized) (default %(default)s)")
     obj.add_argument("--dataset", default=None,
                      help="training: digits (embedded; 1,079 train / 359 validation / 359 test; default), "
                      "cifar10, cifar100, imagenet16-120 (10%% of train held out for validation); "
                      "--benchmark: cifar10 (default), cifar100, ImageNet16-120")
-    obj.add_argument("--data-root", default=None, help="folder of the CIFAR/ImageNet16 files")
+    obj.add_argument("--data-root", default=None,
+                     help="folder of the CIFAR/ImageNet16 files (default: none; digits is embedded)")
     obj.add_argument("--model", default=None, choices=MODELS,
                      help="network around the cell: cnn (conv edges; default on digits), nb201 (the "
                      "NAS-Bench-201 macro network; default on images) or mlp (the theory MLP: convs "

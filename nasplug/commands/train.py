@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--dataset", default="digits",
                    help="digits (embedded: 1,079 train / 359 validation / 359 test 8x8 images; "
                    "default), cifar10, cifar100 or imagenet16-120 (from --data-root)")
-    p.add_argument("--data-root", default=None, help="folder of the dataset files (not for digits)")
+    p.add_argument("--data-root", default=None,
+                   help="folder of the dataset files (default: none; digits is embedded)")
     p.add_argument("--model", default="mlp", choices=MODELS,
                    help="network built around the cell: mlp (the theory MLP-DAG: convs become linear "
                    "layers, pooling the identity), cnn (conv edges, 3x3 stem, global pooling) or "

@@ -117,9 +117,10 @@ class ArrayDataset:
 
 
 def load_dataset(name: str, root: str | Path | None = None) -> ArrayDataset:
-    """Load a dataset by name: ``digits`` (default, embedded), ``cifar10``, ``cifar100`` or
-    ``imagenet16-120`` (the last three from ``root``; :class:`~nasplug.errors.DataError` when the
-    files are missing or corrupt)."""
+    """Load a dataset by name: ``digits`` (default, embedded, with a validation split), ``cifar10``,
+    ``cifar100`` or ``imagenet16-120`` (the last three from ``root``, train and test splits only:
+    :meth:`ArrayDataset.with_validation` holds one out; :class:`~nasplug.errors.DataError` when
+    the files are missing or corrupt)."""
     key = name.lower().replace("_", "-")
     if key == "digits":
         return load_digits()
@@ -145,7 +146,7 @@ def load_digits(valid_fraction: float = 0.2, test_fraction: float = 0.2, seed: i
     """scikit-learn's 8×8 digits (1,797 images, 10 classes), shipped with scikit-learn.
 
     A fixed seeded split: ``test_fraction`` of the images for test (359), ``valid_fraction`` for
-    validation (359; ``0`` for none) and the rest for training (1,079 by default). The test cells
+    validation (359; ``0`` for none) and the rest for training (1,079 by default). The test images
     do not depend on ``valid_fraction``, and the validation images come from the end of the
     seeded permutation, so the first training images do not either. Pixels 0..16 are
     standardized with the training split's global mean and standard deviation (a per-pixel std

@@ -297,13 +297,13 @@ def test_identity_resolves_defaults_and_ignores_search_settings():
     from nasplug.search import SearchConfig
 
     base = SearchConfig()
-    assert base.model == "cnn" and base.width == 16 and base.base_lr == 0.5  # digits defaults, resolved
-    same = SearchConfig(model="cnn", width=16, base_lr=0.5, sampler="random", seed=7, jobs=2, n_trials=99,
+    assert base.model == "cnn" and base.width == 16 and base.base_lr == 1.0  # digits defaults, resolved
+    same = SearchConfig(model="cnn", width=16, base_lr=1.0, sampler="random", seed=7, jobs=2, n_trials=99,
                         max_tries=3, pruner="median", timeout=5)
     assert same.identity() == base.identity()
     base.check_identity(same.identity())
     for other in (SearchConfig(model="mlp"), SearchConfig(width=32), SearchConfig(epochs=3),
-                  SearchConfig(init="he"), SearchConfig(base_lr=0.1), SearchConfig(dataset="cifar10")):
+                  SearchConfig(init="he"), SearchConfig(base_lr=0.5), SearchConfig(dataset="cifar10")):
         with pytest.raises(NasplugError, match="was created with"):
             other.check_identity(base.identity())
     assert SearchConfig(model="mlp").key_rule == "mlp_function" and base.key_rule == "function"

@@ -40,8 +40,8 @@ from nasplug.optuna.storage import (
     storage_url,
 )
 from nasplug.search import SearchConfig, resolve_filter
-from nasplug.search.attrs import ATTR_RETRY_OF
-from nasplug.search.final import compare, retrain_best
+from nasplug.search.attrs import ATTR_EVALUATED, ATTR_RETRY_OF
+from nasplug.search.final import compare, final_seeds, retrain_best
 from nasplug.search.progress import trial_line
 from nasplug.search_spaces import get as get_space
 
@@ -284,11 +284,11 @@ def _final_stage(config: SearchConfig, study: optuna.Study, echo: Callable[[str]
         return None, None
     stored = study.user_attrs.get(FINAL_ATTR, {})
     done = {k: {int(s): r for s, r in runs.items()} for k, runs in stored.items()}
-    todo = sum(len(set(range(config.seed, config.seed + config.final_seeds)) - set(done.get(c["key"], {})))
-               for c in cells)
+    seeds = final_seeds(config)
+    todo = sum(len(set(seeds) - set(done.get(c["key"], {}))) for c in cells)
     if todo:
-        echo(f"final: retraining the best {len(cells)} cells with seeds {config.seed}.."
-             f"{config.seed + config.final_seeds - 1} and testing each run once ({todo} runs)")
+        echo(f"final: retraining the best {len(cells)} cells with seeds {', '.join(map(str, seeds))} and "
+             f"testing each run once ({todo} runs)")
 
     def save(key: str, seed: int, run: dict[str, Any]) -> None:
         current = study.user_attrs.get(FINAL_ATTR, {})
@@ -298,5 +298,5 @@ def _final_stage(config: SearchConfig, study: optuna.Study, echo: Callable[[str]
     final = retrain_best(config, [(c["arch"], c["key"], c["value"]) for c in cells], done=done, save=save,
                          echo=None if config.quiet else echo)
     evaluated = [t.value for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                 if t.user_attrs.get("nasplug:evaluated")]
+                 if t.user_attrs.get(ATTR_EVALUATED)]
     return final, compare(final, evaluated)

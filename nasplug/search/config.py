@@ -164,7 +164,7 @@ class SearchConfig:
         if stored is None:
             return
         ours = self.identity()
-        diff = [k for k in sorted(set(ours) | set(stored)) if stored.get(k) != ours.get(k)]
+        diff = [k for k in ours if stored.get(k) != ours[k]]  # a key the study lacks differs too
         if not diff:
             return
         then = ", ".join(f"{k}={stored.get(k)}" for k in diff)

@@ -99,8 +99,8 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
     else:
         indices = np.arange(space.size)
     integer("chunk", chunk, 1)
+    filters = {name: resolve_filter(name, space) for name in filter_names}  # a bad name fails first
     built = {name: resolve_scorer(name) for name in scorer_names}
-    filters = {name: resolve_filter(name, space) for name in filter_names}
     scores = {name: np.empty(len(indices)) for name in built}
     keep = {name: np.empty(len(indices), dtype=bool) for name in filters}
     starts = range(0, len(indices), max(1, chunk))

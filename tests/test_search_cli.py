@@ -266,8 +266,8 @@ def _trial_count(db: Path) -> int:
     (["--objective", "nasplug_test_objectives:diverge"], "callable=nasplug_test_objectives:slow"),
     (["--direction", "minimize"], "direction=maximize"),
     (["--space", "dag:4"], "space=nb201"),
-    (["--filter", "none"], "filter=dag_box"),
-    (["--no-dedupe"], "dedupe=True"),
+    pytest.param(["--filter", "none"], "filter=dag_box", marks=pytest.mark.slow),
+    pytest.param(["--no-dedupe"], "dedupe=True", marks=pytest.mark.slow),
 ])
 def test_a_rerun_with_other_evaluation_settings_is_refused_before_any_trial(objectives, tmp_path, capsys,
                                                                            monkeypatch, change, fragment):

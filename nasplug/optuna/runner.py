@@ -37,6 +37,7 @@ from nasplug.optuna.storage import (
     host_lock,
     open_storage,
     recover_dead_trials,
+    storage_location,
     storage_url,
 )
 from nasplug.search import SearchConfig, resolve_filter
@@ -92,7 +93,7 @@ def prepare_study(config: SearchConfig) -> optuna.Study:
     with the same identity (a one-line :class:`~nasplug.errors.NasplugError` otherwise). Runs under
     a host lock, so searches started together on a new storage agree on one study."""
     storage = open_storage(config.storage, heartbeat=config.heartbeat)
-    where = storage_url(config.storage)
+    where = storage_location(storage)
     with host_lock(where, str(config.study_name), "setup"):
         try:
             study = optuna.load_study(storage=storage, study_name=config.study_name, pruner=_pruner(config))
@@ -161,7 +162,7 @@ def work(config: SearchConfig, worker: int = 0, evaluator: Any = None, filter: A
     def evaluate(arch, trial):
         return evaluator(arch, optuna_report(trial))
 
-    location = storage_url(config.storage)
+    location = storage_location(study._storage)
 
     def key_lock(key: str):  # workers of this host wait for a cell another one is evaluating
         return host_lock(location, str(config.study_name), "key", key)

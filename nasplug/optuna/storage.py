@@ -215,7 +215,7 @@ def recover_dead_trials(study: optuna.Study, retry: bool = True) -> list[int]:
                   if worker_alive(t.system_attrs.get(WORKER_ATTR)) is False]
     if not candidates:
         return recovered
-    with host_lock(_storage_name(storage), study.study_name, "recover"):
+    with host_lock(storage_location(storage), study.study_name, "recover"):
         for trial in candidates:
             fresh = storage.get_trial(trial._trial_id)
             worker = fresh.system_attrs.get(WORKER_ATTR)
@@ -234,8 +234,9 @@ def recover_dead_trials(study: optuna.Study, retry: bool = True) -> list[int]:
     return recovered
 
 
-def _storage_name(storage: Any) -> str:
-    """A stable name of a storage for host locks: the location it was opened from."""
+def storage_location(storage: Any) -> str:
+    """Where a storage from :func:`open_storage` was opened (a URL with an absolute SQLite path, or
+    ``journal:`` and an absolute path): the stable name of its host locks."""
     inner = getattr(storage, "_backend", None) if type(storage).__name__ == "_CachedStorage" else storage
     return getattr(inner, "location", None) or f"{type(inner).__name__}:{id(inner)}"
 

@@ -391,7 +391,7 @@ def main() -> None:
     in_sample = TOPOLOGIES[:4] if args.quick else TOPOLOGIES
     held_out = held_out_topologies(4 if args.quick else N_HELD_OUT)
     seeds = 2 if args.quick else args.seeds
-    data = load_digits()
+    data = load_digits(valid_fraction=0.0)  # the 1,438 / 359 split these figures were measured on
     t0 = time.perf_counter()
     check = math.nan
     if not args.no_check:

@@ -148,7 +148,7 @@ def main() -> None:
         args.width, args.grid_seeds, args.seeds = 64, 2, 2
     topologies = TOPOLOGIES[:3] if args.quick else TOPOLOGIES
     torch.set_num_threads(1)
-    data = load_digits()
+    data = load_digits(valid_fraction=0.0)  # the 1,438 / 359 split these figures were measured on
     t0 = time.perf_counter()
 
     # ---- grid-searched maximal LR per topology (the base network's is the base LR)

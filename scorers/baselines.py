@@ -106,7 +106,8 @@ def proxy_inputs(shape: tuple[int, ...], n: int = PROXY_BATCH, seed: int = PROXY
 
 @lru_cache(maxsize=4)
 def _digits_inputs(n: int):
-    return load_digits().x_train[:n].reshape(n, -1)
+    # the 1,438-image training split the documented scores were measured on
+    return load_digits(valid_fraction=0.0).x_train[:n].reshape(n, -1)
 
 
 # ====================================================================== scorers

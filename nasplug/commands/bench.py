@@ -22,13 +22,16 @@ def add_parser(sub) -> None:
                               description="Convert any supported NAS-Bench-201 file into the compact "
                               "long table (index, arch, dataset, metrics).")
     conv.add_argument("file", help="official .pth, compact table, or CSV export")
-    conv.add_argument("-o", "--output", required=True, help="table.csv or table.parquet")
+    conv.add_argument("-o", "--output", required=True,
+                      help="the compact table to write: PATH.csv or PATH.parquet (needs nasplug[parquet])")
     conv.add_argument("--datasets", default=None,
                       help="comma-separated datasets to keep (default: all in the file)")
     conv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     conv.set_defaults(func=run_convert)
     info = actions.add_parser("info", help="summarize a benchmark file")
-    info.add_argument("file")
+    info.add_argument("file", help="NAS-Bench-201 (.pth, compact table, CSV export), NAS-Bench-101 "
+                      "(.tfrecord, NASLib .pkl), NAS-Bench-301 (NASLib .pickle), NASLib zero-cost .json, or "
+                      "a table of cells")
     info.set_defaults(func=run_info)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -45,7 +48,9 @@ def run_convert(args) -> int:
     import time
 
     from nasplug.nasbench import BenchmarkTable, load_benchmark
+    from nasplug.nasbench.table import table_output
 
+    table_output(args.output)  # before the (minutes-long) read of an official file
     wanted = _datasets(args.datasets)
     start = time.perf_counter()
     table = load_benchmark(args.file, datasets=wanted, progress=not args.no_progress)

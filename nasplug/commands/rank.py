@@ -5,6 +5,8 @@ cells (the file's own cells are scored)."""
 
 from __future__ import annotations
 
+from nasplug.checks import int_arg
+
 #: The topology scorers and the exact NNGP λ_min. The first one sorts: live_param_cost, the best
 #: single fast scorer on NB201 CIFAR-10 (docs/nb201_ranking.md; chosen on CIFAR-10 only).
 DEFAULT_SCORERS = [
@@ -32,15 +34,21 @@ def add_parser(sub) -> None:
                    help="comma-separated filters, '' for none (default %(default)s)")
     p.add_argument("--aggregate", default=None, metavar="NAME:W,...",
                    help="add a column 'rank_aggregate': the weighted mean of the scorers' normalized "
-                   "ranks (a negative weight reverses a scorer), e.g. effective_depth:1,num_paths:0.5")
-    p.add_argument("--sample", type=int, help="score this many random cells instead of all")
-    p.add_argument("--seed", type=int, default=0, help="seed of --sample")
-    p.add_argument("--top", type=int, default=10, help="how many cells to print")
-    p.add_argument("--out", help="directory for scores.csv (and, with --benchmark, the report)")
+                   "ranks (a negative weight reverses a scorer), e.g. effective_depth:1,num_paths:0.5 "
+                   "(default: none)")
+    p.add_argument("--sample", type=int_arg(1), default=None,
+                   help="score this many uniformly drawn cells, >= 1, instead of all (needed for spaces "
+                   "over 2,000,000 cells; default: all)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default %(default)s)")
+    p.add_argument("--top", type=int_arg(0), default=10, help="how many cells to print, >= 0 "
+                   "(default %(default)s)")
+    p.add_argument("--out", help="folder for scores.csv (and, with --benchmark, the report; default: "
+                   "print only)")
     p.add_argument("--benchmark", metavar="FILE",
                    help="ground truth: NAS-Bench-201 (official .pth, compact table, CSV export), "
                    "NAS-Bench-101 (.tfrecord, NASLib .pkl), NAS-Bench-301 (NASLib .pickle), NASLib "
-                   "zero-cost .json, or a table of cells (.csv/.json/.parquet); see `nasplug bench info`")
+                   "zero-cost .json, or a table of cells (.csv/.json/.parquet); see `nasplug bench info` "
+                   "(default: none, no report)")
     p.add_argument("--dataset", default=None,
                    help="benchmark dataset(s), comma-separated: cifar10, cifar10-valid, cifar100, "
                    "ImageNet16-120 (or c10, c100, in16; default: cifar10 for NAS-Bench-201, else every "
@@ -48,8 +56,8 @@ def add_parser(sub) -> None:
     p.add_argument("--metric", default=None,
                    help="ground-truth metric (default: test_accuracy when the file has it, else "
                    "valid_accuracy)")
-    p.add_argument("--search-seeds", type=int, default=1000,
-                   help="seeds of the table-lookup searches in the report (default %(default)s)")
+    p.add_argument("--search-seeds", type=int_arg(1), default=1000,
+                   help="seeds of the table-lookup searches in the report, >= 1 (default %(default)s)")
     p.add_argument("--no-html", action="store_true", help="write only the Markdown report")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=run)
@@ -80,6 +88,7 @@ def run(args) -> int:
     import numpy as np
 
     from nasplug import search_spaces
+    from nasplug.checks import writable_dir
     from nasplug.errors import NasplugError
     from nasplug.ranking import rank_aggregate, score_space
     from nasplug.search import resolve_filter
@@ -92,6 +101,8 @@ def run(args) -> int:
         if name not in scorer_names:
             scorer_names.append(name)
     space = search_spaces.get(args.space)
+    if args.out:
+        writable_dir(args.out, "output folder (--out)")
 
     table, datasets, metric = None, [], "test_accuracy"
     if args.benchmark:

@@ -30,7 +30,10 @@ _TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*)~(\d+)")
 
 def parse_nb201(text: str) -> tuple[int, Edges]:
     """An NB201 string: group ``j`` (``|op~source|...|``, groups joined by ``+``) lists the inputs
-    of node ``j``."""
+    of node ``j``, one token per source node ``0..j-1`` (``none~s`` for no edge) — a group that
+    omits a source is an error, never silently an absent edge. ``k`` groups make a ``k+1``-node
+    cell (NAS-Bench-201's cells have 3 groups; other sizes are general DAG cells in the same
+    notation, which is how :meth:`~nasplug.ArchGraph.to_nb201` writes them)."""
     text = text.strip()
     edges: Edges = {}
     groups = text.split("+")
@@ -65,6 +68,15 @@ def parse_nb201(text: str) -> tuple[int, Edges]:
             except ArchError as err:
                 raise ArchError(f"{err} (token {token!r} at position {pos})") from None
             pos += len(token) + 1
+        given = {s for (s, t) in edges if t == target}
+        missing = [s for s in range(target) if s not in given]
+        if missing:
+            raise ArchError(
+                f"incomplete NB201 string: group {group!r} at position {offset} (node {target}) has "
+                f"no token for source node{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(map(str, missing))}: list every source 0..{target - 1}, with "
+                f"none~{missing[0]} for no edge"
+            )
         offset += len(group) + 1
     return len(groups) + 1, edges
 

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from nasplug import checks
 from nasplug.errors import ArchError
 from nasplug.graph import ArchGraph
 from nasplug.models.dag import DAGCell
@@ -93,6 +94,8 @@ def build_mlp(arch: ArchGraph | str, in_dim: int, width: int, out_dim: int, *,
     """
     arch = ArchGraph.parse(arch)
     check_init(init)
+    in_dim, width, out_dim = (checks.integer(n, v, 1) for n, v in
+                              (("in_dim", in_dim), ("width", width), ("out_dim", out_dim)))
 
     def make_edge(edge: tuple[int, int], op: Op) -> nn.Module:
         if not op.is_parameterized:
@@ -123,6 +126,10 @@ def build_cnn(arch: ArchGraph | str, in_channels: int, channels: int, num_classe
     """
     arch = ArchGraph.parse(arch)
     check_init(init)
+    in_channels, channels, num_classes = (checks.integer(n, v, 1) for n, v in (
+        ("in_channels", in_channels), ("channels", channels), ("num_classes", num_classes)))
+    if checks.integer("kernel_size", kernel_size, 1) % 2 == 0:
+        raise ArchError(f"kernel_size must be odd (same padding keeps the size), got {kernel_size}")
 
     def make_edge(edge: tuple[int, int], op: Op) -> nn.Module:
         if op.role == "pool":
@@ -247,6 +254,8 @@ def build_nb201(arch: ArchGraph | str, num_classes: int = 10, *, C: int = 16, N:
     """
     arch = ArchGraph.parse(arch)
     check_init(init)
+    num_classes, C, N, in_channels = (checks.integer(n, v, 1) for n, v in (
+        ("num_classes", num_classes), ("C", C), ("N", N), ("in_channels", in_channels)))
     for op in arch.edges.values():
         if op not in NB201_OPS:
             raise ArchError(f"op {op.name!r} is not a NAS-Bench-201 op (use build_cnn for general DAGs)")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from nasplug import scorers
+from nasplug.checks import integer, writable_dir
 from nasplug.markup import markdown_to_html
 from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
 from nasplug.nasbench.metrics import (
@@ -222,8 +223,11 @@ def write_report(out: str | Path, *, result, truths: dict[str, np.ndarray],
     Returns
     -------
     The written files by role (``"markdown"``, ``"html"``, ``"scatter_<dataset>"``, ...).
+    Raises :class:`~nasplug.errors.NasplugError` for ``seeds < 1`` or an ``out`` that cannot be
+    written, before writing anything.
     """
-    out = Path(out)
+    integer("seeds", seeds, 1)
+    out = writable_dir(out, "report folder")
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     doc = Doc()
@@ -278,14 +282,15 @@ def write_report(out: str | Path, *, result, truths: dict[str, np.ndarray],
             rows = []
             for label, keep in pools.items():
                 rs = random_search(truth, BUDGETS, keep=keep, seeds=seeds)
-                rows.append([f"random, {label}", *(f"{m:.2f} ± {s:.2f}" for m, s in zip(rs.mean, rs.std))])
+                rows.append([f"random, {label}",
+                             *(f"{_f(m, 2)} ± {_f(s, 2)}" for m, s in zip(rs.mean, rs.std))])
             doc.table(["search", *(f"K = {b}" for b in BUDGETS)], rows)
             rows = []
             s = oriented(result.scores[primary], higher[primary])
             for label, keep in pools.items():
                 gs = score_guided_search(s, truth, WOT_SAMPLES, keep=keep, seeds=seeds)
                 rows.append([f"best `{primary}`, {label}",
-                             *(f"{m:.2f} ± {d:.2f}" for m, d in zip(gs.mean, gs.std))])
+                             *(f"{_f(m, 2)} ± {_f(d, 2)}" for m, d in zip(gs.mean, gs.std))])
             doc.table(["search", *(f"N = {b}" for b in WOT_SAMPLES)], rows)
         if plots:
             doc.h(3, "Figures")

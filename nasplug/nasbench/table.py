@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nasplug.checks import writable_file
 from nasplug.errors import ArchError, DataError, require
 from nasplug.graph import as_batch
 
@@ -172,17 +173,14 @@ class BenchmarkTable:
 
     def write(self, path: str | Path) -> Path:
         """Write the compact table as ``.csv`` or ``.parquet`` (Parquet needs pandas + pyarrow)."""
-        path = Path(path)
+        path = table_output(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         cols = self.to_columns()
         if path.suffix == ".parquet":
-            _parquet_engine(path)
             import pandas as pd
 
             pd.DataFrame(cols).to_parquet(path, index=False)
             return path
-        if path.suffix != ".csv":
-            raise DataError(f"{path}: write the compact table as .csv or .parquet")
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(cols)
@@ -190,6 +188,18 @@ class BenchmarkTable:
                 head, vals = row[:3], row[3:]
                 writer.writerow([*head, *("" if np.isnan(v) else repr(float(v)) for v in vals)])
         return path
+
+
+def table_output(path: str | Path) -> Path:
+    """Check an output path for a compact table before any work: a ``.csv`` or ``.parquet`` file
+    (Parquet needs its extra) that can be written. Raises a one-line
+    :class:`~nasplug.errors.NasplugError` otherwise."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise DataError(f"{path}: write the compact table as .csv or .parquet")
+    if path.suffix == ".parquet":
+        _parquet_engine(path)
+    return writable_file(path, "table file")
 
 
 def _parquet_engine(path: Path) -> None:

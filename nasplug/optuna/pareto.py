@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from nasplug.nasbench import load_benchmark
-from nasplug.optuna.report import SearchSummary, outcome_lines, plot_outcomes, summarize
+from nasplug.optuna.report import SearchSummary, header_lines, plot_outcomes, summarize
 from nasplug.plotting import pyplot
 from nasplug.search import SearchConfig
 from nasplug.search.attrs import ATTR_ARCH, ATTR_DUPLICATE_OF, ATTR_EVALUATED, ATTR_KEY
@@ -122,7 +122,7 @@ def write_pareto_report(study: optuna.Study, out: str | Path, config: SearchConf
     objectives = config.objective_set()
     names, directions = objectives.names, objectives.directions
     space = get_space(config.space)
-    summary = summarize(study)
+    summary = summarize(study, config=config)
     points, evaluations = completed_points(study)
     found = front(points, directions)
     summary.best = found.rows(names)
@@ -166,7 +166,7 @@ def _table(rows: list[dict[str, Any]], names: tuple[str, ...], trial: bool = Tru
 def _markdown(report: ParetoReport, settings: dict[str, Any] | None, objectives: ObjectiveSet) -> str:
     names = report.names
     units = ", ".join(f"{o.name} ({o.direction[:3]}, {o.unit})" for o in objectives.objectives)
-    lines = outcome_lines(report.summary, settings)
+    lines = header_lines(report.summary, settings)
     n = len(report.summary.best)
     lines += [f"## Pareto front found ({n} cell{'s' if n != 1 else ''})", "",
               f"Objectives: {units}; costs are those of `{objectives.network}` (live edges). "

@@ -216,6 +216,7 @@ class FilteredSampler(BaseSampler):
             return {**proposal, **{n: self._pending_for(trial)[n] for n in arch_names}}
 
         state: dict[str, Any] = {"first": None, "asked": 0}
+        fixed = self._fixed(trial)
 
         def propose() -> dict[str, Any]:
             if state["asked"] < self._relative_retries:
@@ -225,12 +226,15 @@ class FilteredSampler(BaseSampler):
                 params = {n: v for n, v in state["first"].items() if n not in self._dists}
             if state["first"] is None:
                 state["first"] = params
+            # Optuna gives fixed (enqueued) parameters precedence over relative ones, so the
+            # filter must judge the cell with them, not the base sampler's values.
+            params.update(fixed)
             for name, dist in self._dists.items():
                 if name not in params:
                     params[name] = self._base.sample_independent(study, trial, name, dist)
             return params
 
-        accepted = self._draw(study, trial, propose)
+        accepted = self._draw(study, trial, propose, fixed)
         # Non-architecture relative parameters come from the accepted joint proposal (the same point
         # of the base sampler's model), or from the first proposal when the draw fell back.
         source = accepted["_proposal"] or state["first"] or {}
@@ -246,21 +250,23 @@ class FilteredSampler(BaseSampler):
         if pending is None:
             # Edges already fixed in this trial (enqueued, or suggested before) keep their value, so
             # the filter judges the cell the objective will really get.
-            fixed = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+            fixed = self._fixed(trial)
 
             def propose() -> dict[str, Any]:
-                params = {}
-                for name, dist in self._dists.items():
-                    if name in fixed and fixed[name] in dist.choices:
-                        params[name] = fixed[name]
-                    else:
-                        params[name] = self._base.sample_independent(study, trial, name, dist)
-                return params
+                return {name: fixed[name] if name in fixed else
+                        self._base.sample_independent(study, trial, name, dist)
+                        for name, dist in self._dists.items()}
 
-            pending = self._draw(study, trial, propose)
+            pending = self._draw(study, trial, propose, fixed)
         return pending[param_name]
 
     # ------------------------------------------------------------------ the joint draw
+    def _fixed(self, trial: FrozenTrial) -> dict[str, Any]:
+        """Architecture parameters this trial must keep: enqueued ones (``study.enqueue_trial``,
+        Optuna's ``fixed_params``) and ones already suggested."""
+        given = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+        return {n: v for n, v in given.items() if n in self._dists and v in self._dists[n].choices}
+
     def _is_arch_param(self, name: str, distribution: BaseDistribution) -> bool:
         return name in self._dists and distribution == self._dists[name]
 
@@ -274,9 +280,11 @@ class FilteredSampler(BaseSampler):
     def _params(self, digits: Sequence[int]) -> dict[str, Any]:
         return {name: choices[int(d)] for (name, choices), d in zip(zip(self._dists, self._choices), digits)}
 
-    def _draw(self, study: Study, trial: FrozenTrial,
-              propose: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Ask the base sampler for whole architectures until one passes; fall back if none does."""
+    def _draw(self, study: Study, trial: FrozenTrial, propose: Callable[[], dict[str, Any]],
+              fixed: dict[str, Any]) -> dict[str, Any]:
+        """Ask the base sampler for whole architectures until one passes; fall back if none does.
+        The fallbacks change only edges that are not ``fixed``; when no completion of the fixed
+        edges passes, the trial is marked ``none_passes`` (the objective then prunes it)."""
         passing: list[tuple[tuple[int, ...], dict[str, Any]]] = []
         rejected: set[tuple[int, ...]] = set()
         repeats, tries, last = 0, 0, None
@@ -302,10 +310,11 @@ class FilteredSampler(BaseSampler):
         else:
             proposal = None
             chosen = None
+            pinned = [name in fixed for name in self._dists]
             if self._fallback == "nearest":
-                chosen = self._index.nearest(last, self._rng)
+                chosen = self._index.nearest(last, self._rng, fixed=pinned)
             elif self._fallback == "uniform":
-                chosen = self._index.uniform(self._rng)
+                chosen = self._index.uniform(self._rng, fixed=[d if p else -1 for d, p in zip(last, pinned)])
             kind = self._fallback if chosen is not None else "proposal"
             if chosen is None:
                 chosen = last

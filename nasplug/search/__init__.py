@@ -4,8 +4,13 @@
   function) with a ``report(step, value)`` callback; :class:`EvaluationFailed` with a reason;
 * :mod:`~nasplug.search.filtering` — filter and scorer resolution; :class:`KeepMask`, the space's
   keep-mask with its ``nearest``/``uniform`` fallbacks;
-* :mod:`~nasplug.search.dedupe` — :class:`ResultCache`, results by canonical key (finished and running);
-* :mod:`~nasplug.search.config` — :class:`SearchConfig`, the typed settings and evaluation identity;
+* :mod:`~nasplug.search.dedupe` — which cells share one evaluation (``key_rule``,
+  ``evaluation_key``: function, MLP function or cell) and :class:`ResultCache`, results by that key;
+* :mod:`~nasplug.search.config` — :class:`SearchConfig`, the typed settings, a study's identity
+  and its check;
+* :mod:`~nasplug.search.final` — the best cells retrained with several seeds and tested once, and
+  their seed noise next to the spread between cells;
+* :mod:`~nasplug.search.progress` — the one-line summary of a finished trial;
 * :mod:`~nasplug.search.attrs` — the keys recorded per trial;
 * :mod:`~nasplug.search.objectives` — multi-objective searches: ``--objectives`` and
   :class:`ObjectiveSet`, a cell's accuracy and costs; :mod:`~nasplug.search.costs` — parameters and

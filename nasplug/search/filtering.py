@@ -146,50 +146,72 @@ class KeepMask:
         self._ensure_mask()
         return len(self._passing)
 
-    def nearest(self, digits: Sequence[int], rng: np.random.Generator) -> tuple[int, ...] | None:
+    def nearest(self, digits: Sequence[int], rng: np.random.Generator,
+                fixed: Sequence[bool] | None = None) -> tuple[int, ...] | None:
         """A passing cell at the smallest Hamming distance from ``digits`` (ties at random);
-        ``None`` when no cell passes."""
+        ``None`` when no cell passes. ``fixed`` (``(D,)`` bools) marks digits whose value must stay
+        as in ``digits`` (e.g. edges enqueued with ``study.enqueue_trial``); only the others change."""
         digits = np.asarray(digits, dtype=np.int64)
+        free = self._free(fixed)
         if self.filter is None and self.keep(digits):
             return tuple(int(d) for d in digits)
         if self.exact and self.filter is not None:
             self._ensure_mask()
-            if len(self._passing) == 0:
-                return None
             candidates = self.space.digit_matrix(self._passing)
+            candidates = candidates[(candidates[:, ~free] == digits[None, ~free]).all(axis=1)]
+            if len(candidates) == 0:
+                return None
             distance = (candidates != digits[None, :]).sum(axis=1)
             best = np.flatnonzero(distance == distance.min())
             return tuple(int(d) for d in candidates[rng.choice(best)])
         if self.keep(digits):
             return tuple(int(d) for d in digits)
-        # Large space: every cell at distance 1, then random cells at distance 2, then uniform.
-        for cells in (self.space.neighbour_digits(digits), self._radius2(digits, rng)):
-            keep = self.keep_many(cells)
+        # Large space: every cell at distance 1, then random cells at distance 2, then uniform
+        # (changing free digits only).
+        neighbours = self.space.neighbour_digits(digits)
+        neighbours = neighbours[(neighbours[:, ~free] == digits[None, ~free]).all(axis=1)]
+        for cells in (neighbours, self._radius2(digits, free, rng)):
+            keep = self.keep_many(cells) if len(cells) else np.zeros(0, dtype=bool)
             if keep.any():
                 return tuple(int(x) for x in cells[int(rng.choice(np.flatnonzero(keep)))])
-        return self.uniform(rng)
+        return self.uniform(rng, fixed=None if free.all() else np.where(free, -1, digits))
 
-    def _radius2(self, digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _free(self, fixed: Sequence[bool] | None) -> np.ndarray:
+        if fixed is None:
+            return np.ones(len(self.space.radices), dtype=bool)
+        return ~np.asarray(fixed, dtype=bool).reshape(len(self.space.radices))
+
+    def _radius2(self, digits: np.ndarray, free: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         radices = np.array(self.space.radices)
-        free = np.flatnonzero(radices > 1)
+        changeable = np.flatnonzero(free & (radices > 1))
+        if len(changeable) == 0:
+            return np.zeros((0, len(digits)), dtype=np.int64)
         cells = np.repeat(digits[None, :], RADIUS2_SAMPLES, axis=0)
         for row in cells:
-            for e in rng.choice(free, size=min(2, len(free)), replace=False):
+            for e in rng.choice(changeable, size=min(2, len(changeable)), replace=False):
                 row[e] = (row[e] + rng.integers(1, radices[e])) % radices[e]
         return cells
 
-    def uniform(self, rng: np.random.Generator, max_draws: int = 20_000) -> tuple[int, ...] | None:
+    def uniform(self, rng: np.random.Generator, max_draws: int = 20_000,
+                fixed: Sequence[int] | None = None) -> tuple[int, ...] | None:
         """A uniformly drawn passing cell (rejection sampling on large spaces; ``None`` if none is
-        found in ``max_draws`` draws)."""
-        if self.filter is None:
-            return tuple(int(d) for d in self.space.sample_digits(1, rng)[0])
-        if self.exact:
+        found in ``max_draws`` draws). ``fixed`` (``(D,)`` digits, ``-1`` for free ones) pins some
+        digits."""
+        pinned = None if fixed is None else np.asarray(fixed, dtype=np.int64)
+        if self.exact and self.filter is not None:
             self._ensure_mask()
-            if len(self._passing) == 0:
+            candidates = self._passing
+            if pinned is not None:
+                rows = self.space.digit_matrix(candidates)
+                keep = ((rows == pinned[None, :]) | (pinned[None, :] < 0)).all(axis=1)
+                candidates = candidates[keep]
+            if len(candidates) == 0:
                 return None
-            return self.space.digits(int(rng.choice(self._passing)))
+            return self.space.digits(int(rng.choice(candidates)))
         for _ in range(0, max_draws, 1000):
             block = self.space.sample_digits(1000, rng)
+            if pinned is not None:
+                block = np.where(pinned[None, :] >= 0, pinned[None, :], block)
             keep = self.keep_many(block)
             if keep.any():
                 return tuple(int(x) for x in block[int(np.flatnonzero(keep)[0])])

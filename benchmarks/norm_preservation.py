@@ -6,7 +6,7 @@ built with the architecture-aware init (``Var W_st = 2 / (d_in(t) · n)``) and w
 node ``t`` we measure ``q_t = E‖z_t‖²/n`` (mean over a batch and over init seeds) and report the
 *band* ``max_t q_t / min_t q_t``.
 
-Expected (THEORY §4): a parameterized edge maps ``q_s`` to ``gain · q_s / 2`` and a node sums its
+Expected (docs/theory.md §4): a parameterized edge maps ``q_s`` to ``gain · q_s / 2`` and a node sums its
 in-edges, so on an all-linear DAG the arch-aware init gives ``q_t = q_0`` for every node while He
 gives ``q_t = Σ_{s<t} q_s`` (``2^{t-1}`` on the complete DAG). Skip edges carry no weights: with
 skips the arch-aware norm is preserved only approximately, which is what the mixed DAGs measure.
@@ -58,7 +58,7 @@ def dags(n_random: int = 3, seed: int = 0) -> list[tuple[str, ArchGraph]]:
 
 
 def predicted(arch: ArchGraph, init: str) -> np.ndarray:
-    """Infinite-width ``q_t`` (THEORY §3, exact form, one input with ``q_0 = 1``): track the
+    """Infinite-width ``q_t`` (docs/theory.md §3, exact form, one input with ``q_0 = 1``): track the
     covariances ``C_ab`` between nodes; a skip edge copies its source (cross terms with shared
     ancestry kept), a parameterized edge adds ``(gain / 2) · C_ss`` (``E φ(z)² = q / 2``) and is
     uncorrelated with everything else."""
@@ -133,8 +133,8 @@ def main() -> None:
         "doubles q_t at every node of the",
         "complete DAG (2^(t−1)). With skip edges the arch-aware init no longer preserves the norm "
         "exactly (skips add their source's",
-        "norm unscaled and correlated skip branches add cross terms, THEORY §3), but its band stays "
-        "below He's. The measured q_t match the infinite-width recursion of THEORY §3 (last column: "
+        "norm unscaled and correlated skip branches add cross terms, docs/theory.md §3), but its band stays "
+        "below He's. The measured q_t match the infinite-width recursion of docs/theory.md §3 (last column: "
         "largest relative",
         "deviation over nodes), so the residual growth with skips is the theory's, not a bug.",
         "",

@@ -4,14 +4,17 @@ Each subcommand lives in its own module of :mod:`nasplug.commands` with ``add_pa
 that registers its arguments and sets ``func`` to a ``run(args) -> int``. Command modules import
 heavy libraries (torch, optuna, ray) inside ``run`` only, so ``nasplug --help`` stays fast.
 
-A user error (:class:`~nasplug.errors.NasplugError`: bad architecture, missing file, ...) prints
-one line on stderr and exits with status 2 — never a traceback.
+A user error (:class:`~nasplug.errors.NasplugError`: bad architecture, missing file, ...; or a bad
+option value, checked by argparse with the same rules as the library, :mod:`nasplug.checks`)
+prints one line on stderr and exits with status 2 — never a traceback. Ctrl-C prints one line and
+exits with 130; a closed pipe (``nasplug rank | head``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from nasplug import __version__
@@ -21,8 +24,16 @@ from nasplug.errors import NasplugError
 COMMANDS = ["describe", "spaces", "scorers", "rank", "bench", "train", "search"]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``nasplug search: error: argument --epochs: ...``)
+    like every other user error, instead of the usage block followed by the error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="nasplug",
         description="Neural architecture search made cheaper by theory: score architecture DAGs "
         "without training, prune search spaces, re-rank NAS-Bench-201.",
@@ -41,13 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return code
     except NasplugError as err:
         print(f"nasplug {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nasplug: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        detail = f": {err}" if str(err) else ""
+        print(f"nasplug {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`nasplug rank | head`): stop quietly. Point stdout at devnull so
+        # the interpreter's final flush cannot fail again (the recipe of Python's signal docs).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -20,27 +20,32 @@ Pickles can execute code when loaded: only point these loaders at files you trus
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from nasplug.checks import number
 from nasplug.errors import DataError
 
 DATASETS = ("digits", "cifar10", "cifar100", "imagenet16-120")
 
 
+SPLITS = ("train", "valid", "test")
+
+
 @dataclass
 class ArrayDataset:
-    """A train/test split held as tensors.
+    """Train / validation / test splits held as tensors.
 
     Attributes
     ----------
-    x_train, x_test
+    x_train, x_valid, x_test
         ``(N, *input_shape)`` tensors, float32 (already normalized) or uint8 (normalized per batch
-        with ``mean``/``std``, per channel, on the 0..1 scale).
-    y_train, y_test
+        with ``mean``/``std``, per channel, on the 0..1 scale). ``x_valid``/``y_valid`` are
+        ``None`` for a dataset without a validation split (:meth:`with_validation` carves one).
+    y_train, y_valid, y_test
         ``int64`` class labels ``0..num_classes-1``.
     """
 
@@ -52,6 +57,38 @@ class ArrayDataset:
     num_classes: int
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    x_valid: torch.Tensor | None = None
+    y_valid: torch.Tensor | None = None
+
+    @property
+    def has_valid(self) -> bool:
+        return self.y_valid is not None and len(self.y_valid) > 0
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of the split ``"train"``, ``"valid"`` or ``"test"``."""
+        if name not in SPLITS:
+            raise DataError(f"split must be one of {', '.join(SPLITS)}, got {name!r}")
+        if name == "valid" and not self.has_valid:
+            raise DataError(f"{self.name} has no validation split (ArrayDataset.with_validation)")
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+    def sizes(self) -> dict[str, int]:
+        """Examples per split (0 for a missing validation split)."""
+        return {s: len(getattr(self, f"y_{s}")) if getattr(self, f"y_{s}") is not None else 0 for s in SPLITS}
+
+    def with_validation(self, fraction: float = 0.1, seed: int = 0) -> ArrayDataset:
+        """A copy whose validation split is a seeded random ``fraction`` of the training split
+        (the rest stays for training); the test split is untouched. A dataset that already has
+        a validation split is returned as it is."""
+        if self.has_valid:
+            return self
+        number("valid_fraction", fraction, 0.0, 1.0, low_open=True, high_open=True)
+        n = len(self.y_train)
+        perm = torch.from_numpy(np.random.default_rng(seed).permutation(n))
+        n_valid = max(1, int(round(fraction * n)))
+        valid, train = perm[:n_valid], perm[n_valid:]
+        return replace(self, x_train=self.x_train[train], y_train=self.y_train[train],
+                       x_valid=self.x_train[valid], y_valid=self.y_train[valid])
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -80,9 +117,10 @@ class ArrayDataset:
 
 
 def load_dataset(name: str, root: str | Path | None = None) -> ArrayDataset:
-    """Load a dataset by name: ``digits`` (default, embedded), ``cifar10``, ``cifar100`` or
-    ``imagenet16-120`` (the last three from ``root``; :class:`~nasplug.errors.DataError` when the
-    files are missing or corrupt)."""
+    """Load a dataset by name: ``digits`` (default, embedded, with a validation split), ``cifar10``,
+    ``cifar100`` or ``imagenet16-120`` (the last three from ``root``, train and test splits only:
+    :meth:`ArrayDataset.with_validation` holds one out; :class:`~nasplug.errors.DataError` when
+    the files are missing or corrupt)."""
     key = name.lower().replace("_", "-")
     if key == "digits":
         return load_digits()
@@ -104,25 +142,38 @@ def _need_root(root: str | Path | None, name: str) -> Path:
     return path
 
 
-def load_digits(test_fraction: float = 0.2, seed: int = 0) -> ArrayDataset:
+def load_digits(valid_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0) -> ArrayDataset:
     """scikit-learn's 8×8 digits (1,797 images, 10 classes), shipped with scikit-learn.
 
-    A fixed seeded split (80/20); pixels 0..16 are standardized with the training set's global mean
-    and standard deviation (a per-pixel std is zero on the always-blank border). Inputs have shape
-    ``(1, 8, 8)``: the CNN uses them as images, the MLP flattens them to 64 features.
+    A fixed seeded split: ``test_fraction`` of the images for test (359), ``valid_fraction`` for
+    validation (359; ``0`` for none) and the rest for training (1,079 by default). The test images
+    do not depend on ``valid_fraction``, and the validation images come from the end of the
+    seeded permutation, so the first training images do not either. Pixels 0..16 are
+    standardized with the training split's global mean and standard deviation (a per-pixel std
+    is zero on the always-blank border). Inputs have shape ``(1, 8, 8)``: the CNN uses them as
+    images, the MLP flattens them to 64 features.
     """
     from sklearn.datasets import load_digits as sk_digits
 
+    number("valid_fraction", valid_fraction, 0.0, 1.0, high_open=True)
+    number("test_fraction", test_fraction, 0.0, 1.0, low_open=True, high_open=True)
     bunch = sk_digits()
     x = bunch.data.astype(np.float32).reshape(-1, 1, 8, 8)
     y = bunch.target.astype(np.int64)
     perm = np.random.default_rng(seed).permutation(len(y))
     n_test = int(round(test_fraction * len(y)))
-    test, train = perm[:n_test], perm[n_test:]
+    n_valid = int(round(valid_fraction * len(y)))
+    if n_test + n_valid >= len(y):
+        raise DataError(f"test_fraction + valid_fraction must leave training images, got "
+                        f"{test_fraction} + {valid_fraction}")
+    test, train = perm[:n_test], perm[n_test:len(y) - n_valid]
+    valid = perm[len(y) - n_valid:]
     mean, std = float(x[train].mean()), float(x[train].std())
     x = (x - mean) / std
     return ArrayDataset("digits", torch.from_numpy(x[train]), torch.from_numpy(y[train]),
-                        torch.from_numpy(x[test]), torch.from_numpy(y[test]), 10)
+                        torch.from_numpy(x[test]), torch.from_numpy(y[test]), 10,
+                        x_valid=torch.from_numpy(x[valid]) if n_valid else None,
+                        y_valid=torch.from_numpy(y[valid]) if n_valid else None)
 
 
 def _unpickle(path: Path) -> dict:

@@ -28,25 +28,32 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasplug import checks
 from nasplug.data import ArrayDataset, augment_batch, load_dataset
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
-from nasplug.models import build_cnn, build_mlp, build_nb201, count_parameters
-from nasplug.theory.hparams import principled_lr
+from nasplug.models import build_cnn, build_darts, build_mlp, build_nb101, build_nb201, count_parameters
+from nasplug.theory.hparams import DEFAULT_BASE_LR, DEFAULT_WIDTH, MODELS, principled_lr
 
 Callback = Callable[[int, dict[str, float]], None]
-MODELS = ("mlp", "cnn", "nb201")
 
 
 @dataclass
 class TrainResult:
-    """Outcome of a run. ``history`` holds every epoch's metrics dict (as given to the callback)."""
+    """Outcome of a run. ``history`` holds every epoch's metrics dict (as given to the callback).
+
+    ``valid_*`` are the last evaluation of the monitored split (the validation split when the
+    dataset has one, else the test split: ``info["monitor"]`` says which) and ``test_*`` the one
+    evaluation of the test split after training (NaN when ``test=False``).
+    """
 
     status: str = "ok"
     epochs_run: int = 0
     lr: float = float("nan")
     history: list[dict[str, float]] = field(default_factory=list)
     train_loss: float = float("nan")
+    valid_loss: float = float("nan")
+    valid_acc: float = float("nan")
     test_loss: float = float("nan")
     test_acc: float = float("nan")
     seconds: float = 0.0
@@ -70,11 +77,21 @@ class TrainingDiverged(TrainResult):
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
+    """``"auto"`` → CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``
+    as given, after checking that the device exists (a one-line error otherwise)."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    checks.device(device)
+    if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NasplugError("device 'cuda' requested but CUDA is not available")
+        raise NasplugError(f"device {device!r} requested but CUDA is not available")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise NasplugError(f"device {device!r} requested but there are {torch.cuda.device_count()} "
+                           "CUDA devices")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise NasplugError("device 'mps' requested but MPS is not available")
     return dev
 
 
@@ -89,9 +106,10 @@ def lr_schedule(step: int, total_steps: int, warmup_steps: int) -> float:
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ArrayDataset, split: str = "test", *, batch_size: int = 512,
              device: str | torch.device = "cpu", amp: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on a split (``"train"`` or ``"test"``), in eval mode."""
+    """Mean cross-entropy and accuracy (fraction) on a split (``"train"``, ``"valid"`` or
+    ``"test"``), in eval mode."""
     device = torch.device(device)
-    x_all, y_all = (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    x_all, y_all = data.split(split)
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
@@ -107,20 +125,38 @@ def evaluate(model: nn.Module, data: ArrayDataset, split: str = "test", *, batch
     return loss_sum / n, correct / n
 
 
+def check_train_args(*, epochs: int, batch_size: int, momentum: float, weight_decay: float,
+                     warmup_epochs: float, evaluate_every: int = 1, max_steps: int | None = None,
+                     lr: float | None = None) -> None:
+    """The ranges :func:`train` accepts, one :class:`~nasplug.errors.NasplugError` per bad value
+    (the CLI checks the same ranges as it parses)."""
+    checks.integer("epochs", epochs, 1)
+    checks.integer("batch_size", batch_size, 1)
+    checks.number("momentum", momentum, 0.0, 1.0, high_open=True)
+    checks.number("weight_decay", weight_decay, 0.0)
+    checks.number("warmup_epochs", warmup_epochs, 0.0)
+    checks.integer("evaluate_every", evaluate_every, 1)
+    if max_steps is not None:
+        checks.integer("max_steps", max_steps, 1)
+    if lr is not None:
+        checks.number("lr", lr, 0.0, low_open=True)
+
+
 def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float = 0.05,
           batch_size: int = 64, momentum: float = 0.9, nesterov: bool = True,
           weight_decay: float = 5e-4, warmup_epochs: float = 0.0, schedule: str = "cosine",
           augment: bool = False, device: str | torch.device = "auto", amp: bool | None = None,
           seed: int = 0, callback: Callback | None = None, progress: bool = True,
-          evaluate_every: int = 1, max_steps: int | None = None) -> TrainResult:
+          evaluate_every: int = 1, max_steps: int | None = None, test: bool = True) -> TrainResult:
     """Train ``model`` with SGD, stopping early (as :class:`TrainingDiverged`) on a NaN/inf loss.
 
     Parameters
     ----------
     epochs, lr, batch_size, momentum, nesterov, weight_decay
-        SGD settings; ``lr`` is the peak learning rate. ``momentum=0`` gives plain SGD.
+        SGD settings: ``epochs >= 1``, peak learning rate ``lr > 0``, ``batch_size >= 1``,
+        ``0 <= momentum < 1`` (``0`` gives plain SGD), ``weight_decay >= 0``.
     warmup_epochs
-        Length of the linear warm-up (fractions allowed); then cosine decay to 0 at the end.
+        Length of the linear warm-up (``>= 0``, fractions allowed); then cosine decay to 0.
     schedule
         ``"cosine"`` (default) or ``"constant"`` (warm-up, then constant; what max-LR searches use).
     augment
@@ -134,9 +170,14 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
     progress
         Show a tqdm bar over epochs.
     evaluate_every
-        Evaluate on the test split every this many epochs (and always after the last).
+        Evaluate the monitored split every this many epochs (and always after the last). The
+        monitored split is the validation split when ``data`` has one (metrics ``valid_loss``,
+        ``valid_acc``), else the test split (``test_loss``, ``test_acc``).
     max_steps
         Stop after this many optimizer steps (budgeted runs, e.g. one epoch's worth).
+    test
+        Evaluate the test split once after training (``result.test_*``). Searches pass
+        ``False``: they select on the validation split and never look at the test split.
 
     Returns
     -------
@@ -147,9 +188,10 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
 
     if schedule not in ("cosine", "constant"):
         raise NasplugError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
-    if not lr > 0 or not math.isfinite(lr):
-        raise NasplugError(f"the learning rate must be a positive number, got {lr}")
+    check_train_args(epochs=epochs, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
+                     warmup_epochs=warmup_epochs, evaluate_every=evaluate_every, max_steps=max_steps, lr=lr)
     dev = resolve_device(device)
+    monitor = "valid" if data.has_valid else "test"
     amp = dev.type == "cuda" if amp is None else (amp and dev.type == "cuda")
     torch.manual_seed(seed)  # dropout-like randomness inside the model, if any
     gen = torch.Generator().manual_seed(seed)
@@ -162,7 +204,7 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
     total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
     x_dev, y_dev = data.x_train.to(dev), data.y_train.to(dev)  # small datasets: keep on device
-    result = TrainResult(lr=lr, device=str(dev))
+    result = TrainResult(lr=lr, device=str(dev), info={"monitor": monitor})
     start, step = time.perf_counter(), 0
     bar = tqdm(range(1, epochs + 1), desc="train", unit="ep", disable=not progress, leave=False)
     try:
@@ -203,21 +245,25 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
                        "lr": opt.param_groups[0]["lr"], "steps": step}
             last = epoch == epochs or step >= total_steps
             if last or epoch % evaluate_every == 0:
-                test_loss, test_acc = evaluate(model, data, "test", device=dev, amp=amp)
-                metrics.update(test_loss=test_loss, test_acc=test_acc)
-                if not math.isfinite(test_loss):
-                    return _diverged(result, start, f"test loss {test_loss} after epoch {epoch}")
-                result.test_loss, result.test_acc = test_loss, test_acc
+                loss_m, acc_m = evaluate(model, data, monitor, device=dev, amp=amp)
+                metrics.update({f"{monitor}_loss": loss_m, f"{monitor}_acc": acc_m})
+                if not math.isfinite(loss_m):
+                    return _diverged(result, start, f"{monitor} loss {loss_m} after epoch {epoch}")
+                setattr(result, f"{monitor}_loss", loss_m)
+                setattr(result, f"{monitor}_acc", acc_m)
             metrics["seconds"] = time.perf_counter() - start
             result.history.append(metrics)
             result.epochs_run, result.train_loss = epoch, train_loss
-            bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{metrics.get('test_acc', float('nan')):.3f}")
+            shown = metrics.get(f"{monitor}_acc", float("nan"))
+            bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{shown:.3f}")
             if callback is not None:
                 callback(epoch, metrics)
             if last:
                 break
     finally:
         bar.close()
+    if test and monitor != "test":
+        result.test_loss, result.test_acc = evaluate(model, data, "test", device=dev, amp=amp)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -231,19 +277,29 @@ def _diverged(result: TrainResult, start: float, reason: str) -> TrainingDiverge
 
 def build_model(arch: ArchGraph | str, model: str, data: ArrayDataset, *, width: int | None = None,
                 init: str = "arch_aware", seed: int | None = 0) -> nn.Module:
-    """The network :func:`train_arch` trains: ``mlp`` (width default 256), ``cnn`` (channels default
-    32) or ``nb201`` (C default 16, the benchmark's)."""
+    """The network :func:`train_arch` trains (``width`` default :data:`DEFAULT_WIDTH`): ``mlp``
+    (hidden width), ``cnn`` (channels), ``nb201`` (C, the benchmark's 16), ``nb101`` (stem
+    channels, the benchmark's 128) or ``darts`` (C, 32; a DARTS genotype) — the last two
+    NAS-Bench-101's and NAS-Bench-301's networks. Those two take He init for any
+    architecture-aware mode (BN follows every conv; the [C24] gains are defined on the DAG's edges,
+    and their projections and preprocessing are outside it)."""
     arch = ArchGraph.parse(arch)
+    checks.choice("model", model, MODELS)
+    width = DEFAULT_WIDTH[model] if width is None else checks.integer("width", width, 1)
     if model == "mlp":
-        return build_mlp(arch, data.in_dim, width or 256, data.num_classes, init=init, seed=seed)
+        return build_mlp(arch, data.in_dim, width, data.num_classes, init=init, seed=seed)
     if len(data.input_shape) != 3:
         raise NasplugError(f"model {model!r} needs image inputs; {data.name} has shape {data.input_shape}")
     if model == "cnn":
-        return build_cnn(arch, data.in_channels, width or 32, data.num_classes, init=init, seed=seed)
+        return build_cnn(arch, data.in_channels, width, data.num_classes, init=init, seed=seed)
     if model == "nb201":
-        return build_nb201(arch, data.num_classes, C=width or 16, in_channels=data.in_channels,
-                           init=init, seed=seed)
-    raise NasplugError(f"unknown model {model!r}; use one of {', '.join(MODELS)}")
+        return build_nb201(arch, data.num_classes, C=width, in_channels=data.in_channels, init=init,
+                           seed=seed)
+    plain = "torch" if init == "torch" else "he"
+    if model == "nb101":
+        return build_nb101(arch, data.num_classes, stem_channels=width, in_channels=data.in_channels,
+                           init=plain, seed=seed)
+    return build_darts(arch, data.num_classes, C=width, in_channels=data.in_channels, init=plain, seed=seed)
 
 
 def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *, model: str = "mlp",
@@ -254,18 +310,27 @@ def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *,
                seed: int = 0, **train_kwargs: Any) -> TrainResult:
     """Build and train one architecture with its principled init and learning rate.
 
-    Give either ``lr`` (used as is) or ``base_lr`` (scaled by ``lr_multiplier(arch)``, default 0.1 when
-    neither is given); ``lr_offset`` and ``lr_path_weights`` select the depth convention and ``lr_base``
-    names the network ``base_lr`` was tuned on (an architecture, or its path depths; default: the model
-    family's convention) (:func:`principled_lr`). Other keyword arguments go to :func:`train`.
-    ``result.info`` records the architecture, model, parameter count and how the LR was chosen.
+    Give either ``lr`` (used as is) or ``base_lr`` (scaled by ``lr_multiplier(arch)``; default
+    :data:`DEFAULT_BASE_LR` of the model when neither is given); ``lr_offset`` and
+    ``lr_path_weights`` select the depth convention and ``lr_base`` names the network ``base_lr``
+    was tuned on (an architecture, or its path depths; default: the model family's convention)
+    (:func:`principled_lr`). Other keyword arguments go to :func:`train`. ``result.info``
+    records the architecture, model, width, parameter count, how the LR was chosen and the
+    monitored split.
     """
     if lr is not None and base_lr is not None:
         raise NasplugError("give either lr or base_lr, not both")
+    checks.choice("model", model, MODELS)
+    checks.integer("epochs", epochs, 1)
+    if width is not None:
+        checks.integer("width", width, 1)
+    if lr_offset is not None:
+        checks.number("lr_offset", lr_offset, 0.0)
     arch = ArchGraph.parse(arch)
     data = dataset if isinstance(dataset, ArrayDataset) else load_dataset(dataset, data_root)
     if lr is None:
-        base_lr = 0.1 if base_lr is None else base_lr
+        base_lr = DEFAULT_BASE_LR[model] if base_lr is None else checks.number("base_lr", base_lr, 0.0,
+                                                                             low_open=True)
         lr = principled_lr(arch, base_lr, model, offset=lr_offset, base=lr_base,
                            path_weights=lr_path_weights)
         how = f"base_lr {base_lr:g} x lr_multiplier"
@@ -276,6 +341,7 @@ def train_arch(arch: ArchGraph | str, dataset: str | ArrayDataset = "digits", *,
     net = build_model(arch, model, data, width=width, init=init, seed=seed)
     train_kwargs.setdefault("augment", data.name != "digits")
     result = train(net, data, epochs=epochs, lr=lr, seed=seed, **train_kwargs)
-    result.info.update(arch=str(arch), model=model, dataset=data.name, init=init,
+    result.info.update(arch=str(arch), nodes=arch.n_nodes, model=model, dataset=data.name, init=init,
+                       width=DEFAULT_WIDTH[model] if width is None else width,
                        params=count_parameters(net), lr_rule=how)
     return result

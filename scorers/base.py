@@ -14,7 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from nasplug.graph import ArchBatch, ArchGraph, as_batch
+from nasplug.errors import ArchError
+from nasplug.graph import ArchBatch, ArchGraph, as_batch, batch_of_encodings
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 Archs = Iterable[ArchGraph | str] | ArchBatch
 
@@ -46,6 +48,13 @@ def map_batches(archs: Archs, fn: Callable[[ArchBatch], np.ndarray], dtype: Any)
     """
     if isinstance(archs, ArchBatch):
         return np.asarray(fn(archs), dtype=dtype)
+    archs = list(archs)
+    try:  # cells in one benchmark's own form: straight into arrays, no per-cell objects
+        fast = batch_of_encodings(archs)
+    except ArchError:
+        fast = None  # e.g. mixed node counts; a bad cell is reported by the per-cell path below
+    if fast is not None:
+        return np.asarray(fn(fast), dtype=dtype)
     archs = [ArchGraph.parse(a) for a in archs]
     out = np.empty(len(archs), dtype=dtype)
     by_size: dict[int, list[int]] = {}
@@ -54,6 +63,16 @@ def map_batches(archs: Archs, fn: Callable[[ArchBatch], np.ndarray], dtype: Any)
     for positions in by_size.values():
         out[positions] = fn(as_batch([archs[i] for i in positions]))
     return out
+
+
+def fit_cells(source: Any, rng: int = 0) -> Archs:
+    """What a filter is fitted on: a space (or its name) gives its
+    :meth:`~nasplug.search_spaces.DigitSpace.fit_batch` (the whole space, or a seeded sample of a
+    large one); a list of cells or an :class:`~nasplug.graph.ArchBatch` (e.g. a benchmark's cells, of
+    any sizes: :func:`map_batches` splits them) is used as it is."""
+    if isinstance(source, (str, DigitSpace)):
+        return resolve_space(source).fit_batch(rng)
+    return source
 
 
 def oriented(values: np.ndarray, higher_is_better: bool = True) -> np.ndarray:

@@ -14,8 +14,16 @@ Which network
   rank cells like #params (docs/nb201_ranking.md); NASWOT (32 seeded Gaussian images; its paper
   uses 128 real ones, which ranks NB201 slightly better) and synflow run at ImageNet16's 3×16×16 to
   stay under 2 s per cell on CPU;
+* a NAS-Bench-101 cell → the NAS-Bench-101 network (:func:`nasplug.models.build_nb101`, the
+  benchmark's configuration: its ``num_params`` equal the benchmark's ``trainable_parameters``);
+* a DARTS genotype (pair DAG) → the DARTS network NAS-Bench-301 trained
+  (:func:`nasplug.models.build_darts`, C = 32, 8 cells, affine BN in the ops, no auxiliary head);
+  NASWOT and synflow of these two run at CIFAR's 3×32×32;
 * anything else → the theory MLP-DAG (:func:`nasplug.models.build_mlp`, width 256, He init,
   64 inputs = the flattened 8×8 digits, 10 outputs); NASWOT uses the first 32 training digits.
+
+``num_params`` and ``flops`` build the network on PyTorch's ``meta`` device (shapes only, no
+weights), so counting the large NB101/DARTS networks costs milliseconds.
 
 When scoring an :class:`~nasplug.graph.ArchBatch` (e.g. a whole space), ops are recovered from their
 role and kernel size; a parameterized 1×1 edge is then ``nor_conv_1x1`` in 4-node cells that use
@@ -32,7 +40,16 @@ import torch
 
 from nasplug.data import load_digits
 from nasplug.graph import ArchBatch, ArchGraph
-from nasplug.models import build_mlp, build_nb201, count_parameters, is_nb201_cell
+from nasplug.models import (
+    build_darts,
+    build_mlp,
+    build_nb101,
+    build_nb201,
+    count_parameters,
+    is_darts_genotype,
+    is_nb101_cell,
+    is_nb201_cell,
+)
 from nasplug.models.measures import count_flops, naswot_score, synflow_score
 from nasplug.ops import AVGPOOL3X3, CONV1X1, CONV3X3, LINEAR, ROLE_CODES, SKIP, Op
 from nasplug.scorers.base import Archs, BatchScorer
@@ -64,11 +81,19 @@ def arch_from_batch(batch: ArchBatch, b: int) -> ArchGraph:
     return ArchGraph(batch.n_nodes, edges)
 
 
-def proxy_network(arch: ArchGraph, *, bn: bool = True, seed: int = PROXY_SEED):
-    """The network a baseline proxy measures, and its input shape (see module doc)."""
-    if is_nb201_cell(arch):
-        return build_nb201(arch, 10, init="he", bn=bn, seed=seed), NB201_INPUT
-    return build_mlp(arch, MLP_IN, MLP_WIDTH, MLP_OUT, init="he", bn=False, seed=seed), (MLP_IN,)
+def proxy_network(arch: ArchGraph, *, bn: bool = True, seed: int = PROXY_SEED, meta: bool = False):
+    """The network a baseline proxy measures, and its input shape (see module doc). ``meta``: build
+    on the ``meta`` device with PyTorch's init (for counting parameters and FLOPs)."""
+    init = "torch" if meta else "he"
+    with torch.device("meta" if meta else "cpu"):
+        if is_nb201_cell(arch):
+            return build_nb201(arch, 10, init=init, bn=bn, seed=seed), NB201_INPUT
+        if is_nb101_cell(arch):
+            return build_nb101(arch, 10, init=init, seed=seed), NB201_INPUT
+        if is_darts_genotype(arch):
+            return build_darts(arch, 10, init=init, seed=seed), NB201_INPUT
+        return build_mlp(arch, MLP_IN, MLP_WIDTH, MLP_OUT, init="torch" if meta else "he", bn=False,
+                         seed=seed), (MLP_IN,)
 
 
 def proxy_inputs(shape: tuple[int, ...], n: int = PROXY_BATCH, seed: int = PROXY_SEED):
@@ -81,7 +106,8 @@ def proxy_inputs(shape: tuple[int, ...], n: int = PROXY_BATCH, seed: int = PROXY
 
 @lru_cache(maxsize=4)
 def _digits_inputs(n: int):
-    return load_digits().x_train[:n].reshape(n, -1)
+    # the 1,438-image training split the documented scores were measured on
+    return load_digits(valid_fraction=0.0).x_train[:n].reshape(n, -1)
 
 
 # ====================================================================== scorers
@@ -108,26 +134,26 @@ class NetworkProxy(BatchScorer):
 
 
 def _num_params(arch: ArchGraph) -> float:
-    return float(count_parameters(proxy_network(arch)[0]))
+    return float(count_parameters(proxy_network(arch, meta=True)[0]))
 
 
 def _flops(arch: ArchGraph) -> float:
-    net, shape = proxy_network(arch)
+    net, shape = proxy_network(arch, meta=True)
     return count_flops(net, shape) / 1e6
 
 
-def _proxy_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return NB201_PROXY_INPUT if shape == NB201_INPUT else shape
+def _proxy_shape(arch: ArchGraph, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return NB201_PROXY_INPUT if is_nb201_cell(arch) else shape
 
 
 def _naswot(arch: ArchGraph) -> float:
     net, shape = proxy_network(arch)
-    return naswot_score(net, proxy_inputs(_proxy_shape(shape)))
+    return naswot_score(net, proxy_inputs(_proxy_shape(arch, shape)))
 
 
 def _synflow(arch: ArchGraph) -> float:
     net, shape = proxy_network(arch, bn=False)
-    return synflow_score(net, _proxy_shape(shape))
+    return synflow_score(net, _proxy_shape(arch, shape))
 
 
 @register("num_params", "scorer",

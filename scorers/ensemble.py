@@ -1,12 +1,12 @@
 """A rank ensemble of registered scorers as a per-architecture score, fitted on a search space.
 
 Scorers measure different things on different scales, so they are combined by their *ranks*
-(:func:`nasplug.ranking.aggregate_ranks`). A rank is relative to a reference set; fitting on a space
-fixes that set (the whole space, or a seeded uniform sample when it is too large,
-:meth:`~nasplug.search_spaces.ProductSpace.fit_batch`), after which any architecture gets a score:
-each member's normalized mid-rank of its value among the reference values (the empirical CDF), then
-the weighted mean (or log-mean) over members. On the reference cells themselves this equals
-``nasplug rank --aggregate`` (:func:`~nasplug.ranking.rank_aggregate`).
+(:func:`aggregate_ranks`). A rank is relative to a reference set; fitting on a space fixes that set
+(the whole space, or a seeded uniform sample when it is too large,
+:meth:`~nasplug.search_spaces.DigitSpace.fit_batch`, or given cells), after which any architecture
+gets a score: each member's normalized mid-rank of its value among the reference values (the
+empirical CDF), then the weighted mean (or log-mean) over members. On the reference cells themselves
+this equals ``nasplug rank --aggregate`` (:func:`~nasplug.ranking.rank_aggregate`).
 
 The default members, :data:`RECOMMENDED`, were chosen by the pre-registered protocol of
 ``benchmarks/ntk_ensemble.py`` on a random half of NAS-Bench-201 with CIFAR-10 only
@@ -22,9 +22,9 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch
-from nasplug.scorers.base import BatchScorer, oriented
+from nasplug.scorers.base import Archs, BatchScorer, fit_cells, oriented
 from nasplug.scorers.registry import entry, get, register
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace
 
 
 def normalized_ranks(values: np.ndarray) -> np.ndarray:
@@ -94,13 +94,13 @@ class RankEnsemble(BatchScorer):
         self.description = f"{mode} rank of {terms}"
 
     @classmethod
-    def fit(cls, space: ProductSpace | str, members: Mapping[str, float] = RECOMMENDED, mode: str = "mean",
-            rng: int = 0) -> RankEnsemble:
+    def fit(cls, space: DigitSpace | str | Archs, members: Mapping[str, float] = RECOMMENDED,
+            mode: str = "mean", rng: int = 0) -> RankEnsemble:
         """Build the member scorers (fitted on ``space`` when they take one) and their reference values
-        on ``space.fit_batch(rng)``."""
+        on :func:`~nasplug.scorers.base.fit_cells` of ``space``: the whole space, a seeded sample of a
+        large one, or the given cells (e.g. a benchmark's)."""
         if not members:
             raise NasplugError("a rank ensemble needs at least one member")
-        space = resolve_space(space)
         built = {}
         for name, weight in members.items():
             found = entry(name)
@@ -112,8 +112,8 @@ class RankEnsemble(BatchScorer):
             if not (np.isfinite(weight) and weight != 0):
                 raise NasplugError(f"ensemble weight of {name!r} must be a non-zero number, got {weight}")
             built[name] = (get(name, space=space) if found.takes_space else get(name), float(weight))
-        batch = space.fit_batch(rng)
-        reference = {n: oriented(s.score_many(batch), s.higher_is_better) for n, (s, _) in built.items()}
+        cells = fit_cells(space, rng)
+        reference = {n: oriented(s.score_many(cells), s.higher_is_better) for n, (s, _) in built.items()}
         return cls(built, reference, mode)
 
     def score_batch(self, batch: ArchBatch) -> np.ndarray:
@@ -130,6 +130,6 @@ class RankEnsemble(BatchScorer):
 @register("rank_ensemble", "scorer",
           "mean rank of ntk_lambda_min, effective_depth, nngp_inverse_condition over the space "
           "(chosen on held-out NB201 halves, CIFAR-10 only; docs/ntk_ranking.md)")
-def rank_ensemble(space: ProductSpace | str = "nb201", members: Mapping[str, float] = RECOMMENDED,
+def rank_ensemble(space: DigitSpace | str | Archs = "nb201", members: Mapping[str, float] = RECOMMENDED,
                   mode: str = "mean") -> RankEnsemble:
     return RankEnsemble.fit(space, members, mode)

@@ -12,9 +12,9 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch
-from nasplug.scorers.base import BatchFilter, oriented
+from nasplug.scorers.base import Archs, BatchFilter, fit_cells, oriented
 from nasplug.scorers.registry import entry, get, register
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace
 
 
 class QuantileFilter(BatchFilter):
@@ -27,10 +27,11 @@ class QuantileFilter(BatchFilter):
         self.description = f"{scorer.name} {'>=' if scorer.higher_is_better else '<='} {bound:.6g}"
 
     @classmethod
-    def fit(cls, space: ProductSpace | str, scorer: str = "rank_ensemble", keep: float = 0.1,
+    def fit(cls, space: DigitSpace | str | Archs, scorer: str = "rank_ensemble", keep: float = 0.1,
             rng: int = 0) -> QuantileFilter:
-        """Threshold at the ``1 − keep`` quantile of the space's scores. Ties at the threshold are
-        all kept, so coarse scorers can keep somewhat more than ``keep``."""
+        """Threshold at the ``1 − keep`` quantile of the scores of a space (all of it, or a seeded
+        sample of a large one) or of a list of cells. Ties at the threshold are all kept, so coarse
+        scorers can keep somewhat more than ``keep``."""
         if not 0 < keep <= 1:
             raise NasplugError(f"keep must be a fraction in (0, 1], got {keep}")
         found = entry(scorer)
@@ -38,12 +39,11 @@ class QuantileFilter(BatchFilter):
             raise NasplugError(f"{scorer!r} is a {found.kind}, not a scorer")
         if found.slow:
             raise NasplugError(f"{scorer!r} builds a network per cell: too slow to fit on a whole space")
-        space = resolve_space(space)
         built = get(scorer, space=space) if found.takes_space else get(scorer)
-        values = oriented(built.score_many(space.fit_batch(rng)), built.higher_is_better)
+        values = oriented(built.score_many(fit_cells(space, rng)), built.higher_is_better)
         values = values[np.isfinite(values)]
         if not values.size:
-            raise NasplugError(f"{scorer!r} gives no finite score on {space}")
+            raise NasplugError(f"{scorer!r} gives no finite score on the cells it is fitted on")
         return cls(built, float(np.quantile(values, 1.0 - keep, method="lower")))
 
     def keep_batch(self, batch: ArchBatch) -> np.ndarray:
@@ -54,6 +54,6 @@ class QuantileFilter(BatchFilter):
 
 @register("top_fraction", "filter",
           "keep the best-scored fraction of the space by a scorer (default: top 10 % by rank_ensemble)")
-def top_fraction(space: ProductSpace | str = "nb201", scorer: str = "rank_ensemble",
+def top_fraction(space: DigitSpace | str | Archs = "nb201", scorer: str = "rank_ensemble",
                  keep: float = 0.1) -> QuantileFilter:
     return QuantileFilter.fit(space, scorer, keep)

@@ -13,9 +13,9 @@ import numpy as np
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch, depth_histograms, live_edge_mask, path_stats_arrays
 from nasplug.ops import ROLE_CODES
-from nasplug.scorers.base import BatchFilter, BatchScorer
+from nasplug.scorers.base import Archs, BatchFilter, BatchScorer, fit_cells, map_batches
 from nasplug.scorers.registry import register
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace
 
 
 def topology_arrays(batch: ArchBatch) -> dict[str, np.ndarray]:
@@ -97,20 +97,25 @@ class BoxFilter(BatchFilter):
         )
 
     @classmethod
-    def fit(cls, space: ProductSpace | str, fraction: float = 0.5, rng: int = 0) -> BoxFilter:
-        """[C22 §5.3]'s box for a space: over cells with d̄ > 0, centre ``c = (max+min)/2`` and
-        radius ``r = (max−min)/2`` of d̄ and of m̄; keep ``|x − c| <= fraction · r``.
+    def fit(cls, space: DigitSpace | str | Archs, fraction: float = 0.5, rng: int = 0) -> BoxFilter:
+        """[C22 §5.3]'s box for a space or a list of cells: over cells with d̄ > 0, centre
+        ``c = (max+min)/2`` and radius ``r = (max−min)/2`` of d̄ and of m̄; keep ``|x − c| <= fraction · r``.
 
         Spaces too large to enumerate are fitted on a seeded uniform sample
-        (:meth:`~nasplug.search_spaces.ProductSpace.fit_batch`), which can only shrink the range.
+        (:meth:`~nasplug.search_spaces.DigitSpace.fit_batch`), which can only shrink the range; a list
+        of cells (or an :class:`~nasplug.graph.ArchBatch`) is fitted on exactly those cells.
         """
         if not 0 < fraction <= 1:
             raise NasplugError(f"the box fraction must be in (0, 1], got {fraction}")
-        space = resolve_space(space)
-        stats = topology_arrays(space.fit_batch(rng))
+        cells = fit_cells(space, rng)
+        if isinstance(cells, ArchBatch):
+            stats = topology_arrays(cells)
+        else:  # cells of several sizes: one batch per size
+            stats = {key: map_batches(cells, lambda b, key=key: topology_arrays(b)[key], np.float64)
+                     for key in ("effective_depth", "effective_width")}
         ok = stats["effective_depth"] > 0
         if not ok.any():
-            raise NasplugError(f"no cell of {space} has a parameterized path to fit a box on")
+            raise NasplugError("no cell has a parameterized path to fit a box on")
 
         def bounds(values):
             lo, hi = values[ok].min(), values[ok].max()
@@ -131,7 +136,7 @@ class BoxFilter(BatchFilter):
 
 @register("dag_box", "filter",
           "[C22 §5.3] box around the centre of the space's (d̄, m̄) range (fraction ½)")
-def dag_box(space: ProductSpace | str = "nb201", fraction: float = 0.5) -> BoxFilter:
+def dag_box(space: DigitSpace | str | Archs = "nb201", fraction: float = 0.5) -> BoxFilter:
     box = BoxFilter.fit(space, fraction)
     box.name = "dag_box"
     return box

@@ -100,3 +100,32 @@ def test_scorers_lists_slow_per_cell_baselines():
     assert "effective_depth" in fast and "naswot" not in fast
     assert scorers.is_slow("naswot") and not scorers.is_slow("nngp_lambda_min")
     assert "[slow" in run_cli("scorers").stdout
+
+
+def test_every_option_with_a_value_states_its_default():
+    import argparse
+
+    from nasplug.cli import build_parser
+
+    def parsers(parser, prefix="nasplug"):
+        yield prefix, parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from parsers(sub, f"{prefix} {name}")
+
+    missing = []
+    for prog, parser in parsers(build_parser()):
+        for action in parser._actions:
+            takes_value = action.option_strings and action.nargs != 0 and not action.required
+            if takes_value and "default" not in (action.help or ""):
+                missing.append(f"{prog} {action.option_strings[-1]}")
+    assert missing == []
+
+
+def test_bad_option_values_are_one_line():
+    proc = run_cli("search", "--sampler", "nope")
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("nasplug search: error: argument --sampler: invalid choice")

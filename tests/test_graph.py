@@ -15,7 +15,7 @@ from nasplug.graph import ArchBatch, depth_histograms, path_stats_arrays
 from nasplug.search_spaces import DAGSpace, NB201Space
 
 
-# ---------------------------------------------------------------- worked examples [THEORY §2]
+# ---------------------------------------------------------------- worked examples [docs/theory.md §2]
 @pytest.mark.parametrize(
     "code, P, d_bar, m_bar",
     [("2_02_002", 1, 3.0, 1 / 3), ("1_01_222", 3, 1.0, 3.0), ("2_21_112", 4, 1.25, 2.4)],
@@ -289,7 +289,7 @@ def test_space_errors():
     with pytest.raises(ArchError, match="not in this space"):
         NB201Space().encode("2_21_112")
     with pytest.raises(ArchError, match="unknown space"):
-        search_spaces.get("nb301")
+        search_spaces.get("nb999")
     assert search_spaces.get("dag:6").n_nodes == 6
     assert "2_21_112" in DAGSpace(4) and "2_21_112" not in NB201Space()
 

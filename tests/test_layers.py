@@ -3,7 +3,7 @@
 The import graph is read from the source (``ast``), module-level and function-level imports alike,
 so a lazy import cannot hide an upward edge. Layers (docs/architecture.md):
 
-    0 errors, ops, plotting   1 graph   2 theory, search_spaces
+    0 errors, checks, ops, plotting, markup   1 graph   2 theory, search_spaces
     3 scorers, models, data, train, nasbench tables   4 search core, ranking
     5 optuna, ray, nasbench reports   6 cli, commands
 """
@@ -24,7 +24,8 @@ SOURCES = {"nasplug": ROOT / "nasplug", "nasplug.scorers": ROOT / "scorers",
            "nasplug.search_spaces": ROOT / "search_spaces"}
 #: Longest matching prefix wins.
 LAYERS = {
-    "nasplug.errors": 0, "nasplug.ops": 0, "nasplug.plotting": 0,
+    "nasplug.errors": 0, "nasplug.checks": 0, "nasplug.ops": 0, "nasplug.plotting": 0,
+    "nasplug.markup": 0,
     "nasplug.graph": 1,
     "nasplug.theory": 2, "nasplug.search_spaces": 2,
     "nasplug.scorers": 3, "nasplug.models": 3, "nasplug.data": 3, "nasplug.train": 3,

@@ -1,5 +1,5 @@
 """Torch builders: NB201 parameter counts (published), shapes, the theory network's forward pass by
-hand, init variances measured on the drawn weights, and norm preservation against THEORY §4."""
+hand, init variances measured on the drawn weights, and norm preservation against docs/theory.md §4."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def test_init_source_rule_and_conv_fan_in():
 
 
 def test_norm_preserved_on_linear_dag_and_grows_with_he():
-    """THEORY §4 on the complete 6-node linear DAG: q_t = q_0 under the arch-aware init, and
+    """docs/theory.md §4 on the complete 6-node linear DAG: q_t = q_0 under the arch-aware init, and
     q_t = Σ_{s<t} q_s = 2^(t-1) q_0 under He (Monte-Carlo, width 512)."""
     arch = ArchGraph(6, {(s, t): "linear" for t in range(1, 6) for s in range(t)})
     x = torch.randn(128, 64, generator=torch.Generator().manual_seed(0))

@@ -198,7 +198,9 @@ def test_official_file_without_nas_bench_201_names_the_extra(monkeypatch):
     (lambda ls: ls + [ls[1]], "appears twice"),
     (lambda ls: [ls[0]] + [ls[1].replace(",cifar10,", ",cifar10,").rsplit(",", 2)[0] + ",oops,"]
      + ls[2:], "'oops' is not a number"),
-    (lambda ls: ["idx,arch,dataset,test_accuracy"] + ls[1:], "unrecognised columns"),
+    # an 'arch' column makes it a table of cells (docs/nasbench.md), whose rows must fit the header
+    (lambda ls: ["idx,arch,dataset,test_accuracy"] + ls[1:], "different number of fields"),
+    (lambda ls: ["idx,cell,dataset,test_accuracy,valid_accuracy"] + ls[1:], "unrecognised columns"),
     (lambda ls: [x.replace("|nor_conv_3x3~0|+", "|nor_conv_9x9~0|+") for x in ls], "not a nb201 cell"),
 ])
 def test_bad_compact_tables(tmp_path, edit, fragment):

@@ -87,7 +87,7 @@ EXAMPLES = {"2_02_002": lam1, "1_01_222": lam2, "2_21_112": lam3}
 
 @pytest.mark.parametrize("c", C_VALUES)
 def test_closed_forms_bound_and_kernels(c):
-    """THEORY §3 / [C22]: for a 2-sample Gram the eq. 12 bound, the paper kernel's λ_min and (for
+    """docs/theory.md §3 / [C22]: for a 2-sample Gram the eq. 12 bound, the paper kernel's λ_min and (for
     these three cells, whose skip branches never share ancestry) the exact kernel's λ_min all equal
     λ₁ = 1 − h³(c), λ₂ = 3(1 − h(c)), λ₃ = 4 − (c + h(c) + 2h²(c)): eq. 12 is tight here."""
     k0 = synthetic_gram(2, c)

@@ -288,7 +288,8 @@ def test_input_scale_and_scale_free_statistics():
             base, scaled = ntk_kernel(arch, k0, config), ntk_kernel(arch, alpha * k0, config)
             for key in base:
                 assert np.allclose(scaled[key], alpha * base[key], rtol=1e-12, atol=1e-12)
-    a, b = ntk_stats(archs[:2], k0), ntk_stats(archs[:2], alpha * k0)
+    cells = [ArchGraph.parse(a) for a in archs[:2]]  # two encodings of 4-node cells
+    a, b = ntk_stats(cells, k0), ntk_stats(cells, alpha * k0)
     for key in ("inverse_condition", "effective_rank", "lambda_min_normalized"):
         assert np.allclose(a[key], b[key], rtol=1e-9)
     assert np.allclose(b["logdet"] - a["logdet"], 12 * math.log(alpha))

@@ -36,7 +36,7 @@ NB201 = search_spaces.get("nb201")
 
 
 def in_c22_box(arch: ArchGraph) -> bool:
-    """The published NB201 box [C22 §5.3] (THEORY.md §2): centre (1.625, 2.1667), half-radius
+    """The published NB201 box [C22 §5.3] (docs/theory.md §2): centre (1.625, 2.1667), half-radius
     (0.6875, 0.9167), cells without a path rejected — computed from path_stats, not the filter."""
     st = arch.path_stats()
     if st.num_paths == 0:
@@ -46,13 +46,13 @@ def in_c22_box(arch: ArchGraph) -> bool:
 
 
 # ---------------------------------------------------------------------- Optuna's conformance suite
-@pytest.mark.parametrize("base", ["tpe", "random"])
+@pytest.mark.parametrize("base", ["tpe", "random", "nsga2"])
 class TestFilteredSamplerConformance(BasicSamplerTestCase, MultiObjectiveSamplerTestCase):
     @pytest.fixture
     def sampler(self, base):
         def make():
-            inner = (optuna.samplers.TPESampler(seed=0) if base == "tpe"
-                     else optuna.samplers.RandomSampler(seed=0))
+            inner = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+                     "nsga2": optuna.samplers.NSGAIISampler}[base](seed=0)
             return FilteredSampler(inner, filter="dag_box", space="nb201", seed=0)
 
         return make
@@ -116,7 +116,7 @@ def test_rejected_architectures_never_reach_the_objective(make_base):
 
 def test_random_base_rejects_at_the_rate_of_the_box():
     # With a uniform base sampler the wrapper is rejection sampling: proposals per trial are
-    # geometric with success probability 6,256 / 15,625 (THEORY.md §2), mean 2.50.
+    # geometric with success probability 6,256 / 15,625 (docs/theory.md §2), mean 2.50.
     study = optuna.create_study(sampler=FilteredSampler(optuna.samplers.RandomSampler(seed=3),
                                                        filter="dag_box", space="nb201", seed=0))
     study.optimize(lambda t: suggest_architecture(t, "nb201").path_stats().num_paths, n_trials=300)
@@ -317,3 +317,127 @@ def test_two_processes_complete_n_trials_without_loss_or_duplication(tmp_path, k
     assert len(got[0]) == len(got[1]) == 8 and not set(got[0]) & set(got[1])
     assert sorted(got[0] + got[1]) == list(range(16))
     assert all(in_c22_box(ArchGraph.parse(t.user_attrs["nasplug:arch"])) for t in trials)
+
+
+# ---------------------------------------------------------------------- fixed (enqueued) edges
+@pytest.mark.parametrize("seed", range(5))
+def test_enqueued_edges_are_judged_by_the_filter_under_multivariate_tpe(seed):
+    # The joint proposal of multivariate TPE used to be judged before Optuna applied the enqueued
+    # edges, so the cell actually suggested often failed the filter (4 of 5 seeds).
+    sampler = FilteredSampler(optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=3),
+                              filter="dag_box", space="nb201", seed=seed)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: suggest_architecture(t, "nb201").path_stats().effective_width, n_trials=8)
+    fixed = {"edge_0_1": "avg_pool_3x3", "edge_1_2": "none", "edge_0_3": "skip_connect"}
+    study.enqueue_trial(fixed)
+    calls = []
+    objective = ArchObjective(lambda a: calls.append(a) or 1.0, "nb201", filter="dag_box", dedupe=False)
+    study.optimize(objective, n_trials=1)
+    trial = study.trials[-1]
+    assert trial.state == TrialState.COMPLETE and len(calls) == 1
+    assert in_c22_box(calls[0])  # (a fallback, if TPE kept proposing rejected cells, keeps the fixed edges)
+    assert all(trial.params[name] == op for name, op in fixed.items())
+
+
+@pytest.mark.parametrize("make_base", [
+    lambda: optuna.samplers.TPESampler(seed=0, multivariate=True, n_startup_trials=2),
+    lambda: optuna.samplers.RandomSampler(seed=0),
+], ids=["relative", "independent"])
+def test_fixed_edges_with_no_passing_completion_are_marked_and_never_trained(make_base):
+    sampler = FilteredSampler(make_base(), filter="dag_box", space="nb201", seed=0, max_tries=5)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: suggest_architecture(t, "nb201").path_stats().num_paths, n_trials=3)
+    # nothing enters the output node: no input→output path, so no completion passes the box
+    study.enqueue_trial({"edge_0_3": "none", "edge_1_3": "none", "edge_2_3": "none"})
+    calls = []
+    objective = ArchObjective(calls.append, "nb201", filter="dag_box")
+    study.optimize(objective, n_trials=1, catch=objective.catch)
+    trial = study.trials[-1]
+    assert calls == [] and trial.state == TrialState.PRUNED
+    assert trial.user_attrs["nasplug:filter_fallback"] == "none_passes"
+    assert trial.user_attrs["nasplug:rejected_by"] == "dag_box"
+    assert [trial.params[f"edge_{s}_3"] for s in range(3)] == ["none"] * 3
+
+
+def test_fallbacks_keep_fixed_edges_on_large_spaces():
+    from nasplug.search import KeepMask, resolve_filter
+
+    space = search_spaces.get("dag:10")
+    mask = KeepMask(space, resolve_filter("dag_box", space))
+    rng = np.random.default_rng(0)
+    passing = np.array(mask.uniform(rng))
+    fixed = np.zeros(len(space.pairs), dtype=bool)
+    fixed[:8] = True
+    start = np.where(fixed, passing, 0)  # a passing cell's first edges, nothing else: rejected
+    assert not mask.keep(start)
+    for pick in (lambda: mask.nearest(start, rng, fixed=fixed),
+                 lambda: mask.uniform(rng, fixed=np.where(fixed, start, -1))):
+        cell = np.array(pick())
+        assert mask.keep(cell) and (cell[fixed] == passing[fixed]).all()
+
+
+# ---------------------------------------------------------------------- what counts as the same network
+def test_key_rules_count_the_networks_actually_trained():
+    from nasplug.search.dedupe import evaluation_key, key_rule
+
+    cells = list(NB201)
+    counts = {rule: len({evaluation_key(rule)(a) for a in cells})
+              for rule in ("function", "mlp_function", "cell")}
+    # The MLP abstraction maps NB201 onto the complete 4-node zero/skip/linear DAGs (none→zero,
+    # skip/pool→skip, convs→linear): exactly the distinct functions of the dag:4 space.
+    dag4 = {a.canonical_key() for a in search_spaces.get("dag:4")}
+    assert counts == {"function": 4930, "mlp_function": len(dag4), "cell": 15625}
+    assert len(dag4) == 78
+    assert key_rule("train", "mlp") == "mlp_function" and key_rule("train", "cnn") == "function"
+    assert key_rule("table") == "cell" and key_rule("custom") == "function"
+
+
+def test_the_theory_mlp_of_a_cell_is_the_mlp_of_its_abstraction():
+    import torch
+
+    from nasplug.models import build_mlp
+
+    rng = np.random.default_rng(0)
+    x = torch.randn(16, 64, generator=torch.Generator().manual_seed(0))
+    for _ in range(20):
+        arch = NB201.sample(rng)
+        a = build_mlp(arch, 64, 32, 10, seed=3)
+        b = build_mlp(arch.abstract(), 64, 32, 10, seed=3)
+        with torch.no_grad():
+            assert torch.equal(a(x), b(x))
+
+
+@pytest.mark.parametrize("rule, evaluated", [("mlp_function", 1), ("function", 2)])
+def test_dedupe_follows_the_key_rule(rule, evaluated):
+    conv3 = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"
+    conv1 = "|nor_conv_1x1~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|"  # the same MLP
+    study = optuna.create_study(direction="maximize")
+    for cell in (conv3, conv1):
+        study.enqueue_trial(arch_to_params(cell, "nb201"))
+    calls = []
+    study.optimize(ArchObjective(lambda a: calls.append(a) or 1.0, "nb201", key=rule), n_trials=2)
+    assert len(calls) == evaluated
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert ("nasplug:duplicate_of" in study.trials[1].user_attrs) == (evaluated == 1)
+
+
+def test_a_duplicate_of_a_running_evaluation_waits_for_it():
+    import threading
+    import time
+
+    cell = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"
+    study = optuna.create_study(direction="maximize")
+    for _ in range(2):
+        study.enqueue_trial(arch_to_params(cell, "nb201"))
+    calls, lock = [], threading.Lock()
+
+    def evaluate(arch):
+        with lock:
+            calls.append(arch)
+        time.sleep(0.5)  # both threads start their trial while this one runs
+        return 7.0
+
+    study.optimize(ArchObjective(evaluate, "nb201"), n_trials=2, n_jobs=2)
+    assert len(calls) == 1
+    assert sorted(t.value for t in study.trials) == [7.0, 7.0]
+    assert sum("nasplug:duplicate_of" in t.user_attrs for t in study.trials) == 1

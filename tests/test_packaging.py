@@ -86,7 +86,7 @@ def test_wheel_imports_without_the_repository(wheel, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "6256"  # [C22]'s box on NB201 (THEORY §2's published count)
+    assert out.stdout.strip() == "6256"  # [C22]'s box on NB201 (docs/theory.md §2's published count)
 
 
 def test_editable_install_maps_the_top_level_folders():

@@ -4,7 +4,6 @@ processes on one journal storage, diverging evaluations, user errors, and (slow)
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from nasplug import ArchGraph, search_spaces
+from nasplug import ArchGraph, NasplugError, search_spaces
 from nasplug.cli import main
 from nasplug.optuna import open_storage
 
@@ -31,6 +30,18 @@ def slow(arch):
     with open(os.environ["NASPLUG_TEST_LOG"], "a") as fh:
         fh.write(f"{os.getpid()} {arch.canonical_key()}\\n")
     return arch.path_stats().effective_width
+
+def together(arch):
+    """slow(), but no evaluation returns before two worker processes have evaluated something
+    (or two minutes passed): both workers work however loaded the machine is."""
+    value = slow(arch)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with open(os.environ["NASPLUG_TEST_LOG"]) as fh:
+            if len({line.split()[0] for line in fh if line.strip()}) >= 2:
+                break
+        time.sleep(0.05)
+    return value
 
 def diverge(arch):
     st = arch.path_stats()
@@ -178,9 +189,9 @@ def test_killed_search_resumes_from_its_storage(objectives, tmp_path):
 def test_two_worker_processes_share_one_journal_storage(objectives, tmp_path, capsys):
     out = tmp_path / "out"
     journal = tmp_path / "journal.log"
-    code = main(["search", "--objective", "nasplug_test_objectives:slow", "--sampler", "random",
+    code = main(["search", "--objective", "nasplug_test_objectives:together", "--sampler", "random",
                  "--n-trials", "16", "--jobs", "2", "--storage", f"journal:{journal}", "--out", str(out),
-                 "--quiet"], )
+                 "--quiet"])
     assert code == 0, capsys.readouterr().err
     study = _study(f"journal:{journal}")
     trials = study.trials
@@ -193,20 +204,140 @@ def test_two_worker_processes_share_one_journal_storage(objectives, tmp_path, ca
     evaluated = [t for t in trials if t.user_attrs.get("nasplug:evaluated")]
     assert len(lines) == len(evaluated)  # every training is recorded, none lost, none extra
     assert len({pid for pid, _ in lines}) == 2  # both workers worked
-    assert len({key for _, key in lines}) == len(lines)  # no cell trained twice
+    # no function trained twice, even when both workers drew it at the same moment (the second
+    # waits for the first and reuses its value)
+    assert len({key for _, key in lines}) == len(lines)
     assert all("nasplug:duplicate_of" in t.user_attrs for t in trials if t not in evaluated)
 
 
-@pytest.mark.slow
-def test_default_objective_trains_on_digits(tmp_path, capsys):
+def test_training_search_selects_on_validation_and_tests_the_best_cells_once(tmp_path, capsys, monkeypatch):
+    import nasplug.train
+
+    splits = []
+    evaluate = nasplug.train.evaluate
+
+    def spy(model, data, split="test", **kw):
+        splits.append(split)
+        return evaluate(model, data, split, **kw)
+
+    monkeypatch.setattr(nasplug.train, "evaluate", spy)
     out = tmp_path / "out"
-    assert main(["search", "--n-trials", "3", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    assert main(["search", "--n-trials", "3", "--epochs", "2", "--final-top", "2", "--final-seeds", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
     study = _study(out / "study.db")
-    assert len(study.trials) == 3
-    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert complete
-    for t in complete:
-        if "nasplug:duplicate_of" not in t.user_attrs:
-            assert 10.0 < t.value <= 100.0  # accuracy in % on 10 classes, better than chance
-            assert t.intermediate_values[1] == pytest.approx(t.value)
-            assert math.isfinite(t.user_attrs["nasplug:lr"])
+    evaluated = [t for t in study.trials if t.user_attrs.get("nasplug:evaluated")]
+    summary = json.loads((out / "summary.json").read_text())
+    final = summary["final"]
+    # the search evaluated validation only (2 epochs per training); the test split once per final run
+    assert splits.count("test") == sum(len(c["runs"]) for c in final) == 2 * len(final)
+    assert splits.count("valid") == 2 * (len(evaluated) + 2 * len(final))
+    for t in evaluated:
+        assert 10.0 < t.value <= 100.0 and t.intermediate_values[2] == pytest.approx(t.value)
+        assert not any("test" in k for k in t.user_attrs)
+    best = {c["key"]: c for c in final}
+    for t in evaluated:
+        if t.user_attrs["nasplug:key"] in best:  # the search's own seed reproduces its value exactly
+            assert best[t.user_attrs["nasplug:key"]]["runs"]["0"]["valid"] == pytest.approx(t.value, abs=1e-9)
+    for c in final:
+        assert set(c["runs"]) == {"0", "1"}
+        assert c["test_mean"] == pytest.approx(sum(r["test"] for r in c["runs"].values()) / 2)
+    comparison = summary["comparison"]
+    assert comparison["n_evaluated"] == len(evaluated) and comparison["n_seeds"] == 2
+    assert "each cell is trained as a CNN-DAG" in summary["objective"] and "2 epochs" in summary["objective"]
+    assert "validation accuracy" in summary["objective"]
+    assert "test split is used only once" in summary["objective"]
+    assert "seed noise" in printed and "each run tested once" in printed
+    md = (out / "summary.md").read_text()
+    assert "**What was measured.**" in md and "## Final runs" in md
+    # a rerun reports the stored final runs without training again
+    splits.clear()
+    assert main(["search", "--n-trials", "3", "--epochs", "2", "--final-top", "2", "--final-seeds", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    assert splits == [] and json.loads((out / "summary.json").read_text())["final"] == final
+
+
+# ---------------------------------------------------------------------- a study's identity
+def _trial_count(db: Path) -> int:
+    return len(_study(db).trials)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (["--objective", "nasplug_test_objectives:diverge"], "callable=nasplug_test_objectives:slow"),
+    (["--direction", "minimize"], "direction=maximize"),
+    (["--space", "dag:4"], "space=nb201"),
+    pytest.param(["--filter", "none"], "filter=dag_box", marks=pytest.mark.slow),
+    pytest.param(["--no-dedupe"], "dedupe=True", marks=pytest.mark.slow),
+])
+def test_a_rerun_with_other_evaluation_settings_is_refused_before_any_trial(objectives, tmp_path, capsys,
+                                                                           monkeypatch, change, fragment):
+    monkeypatch.setenv("NASPLUG_TEST_SLEEP", "0")
+    out = tmp_path / "out"
+    base = ["search", "--objective", "nasplug_test_objectives:slow", "--sampler", "random", "--n-trials", "3",
+            "--out", str(out), "--quiet"]
+    assert main(base) == 0
+    capsys.readouterr()
+    before = _trial_count(out / "study.db")
+    summary = (out / "summary.md").read_text()
+    args = [a for a in base if a not in ("--objective", "nasplug_test_objectives:slow")] \
+        if change[0] == "--objective" else base
+    code = main([*args, *change, "--n-trials", "6"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "was created with" in err[0] and fragment in err[0] and "--study-name NEW" in err[0]
+    assert _trial_count(out / "study.db") == before  # no trial, no FAIL trial
+    assert (out / "summary.md").read_text() == summary  # the report of the study is untouched
+    # the same settings under a new study name: a new study next to the old one
+    assert main([*args, *change, "--study-name", "second", "--n-trials", "2"]) == 0
+    names = optuna.get_all_study_names(open_storage(out / "study.db"))
+    assert sorted(names) == ["nasplug-search", "second"]
+
+
+def test_identity_resolves_defaults_and_ignores_search_settings():
+    from nasplug.search import SearchConfig
+
+    base = SearchConfig()
+    assert base.model == "cnn" and base.width == 16 and base.base_lr == 1.0  # digits defaults, resolved
+    same = SearchConfig(model="cnn", width=16, base_lr=1.0, sampler="random", seed=7, jobs=2, n_trials=99,
+                        max_tries=3, pruner="median", timeout=5)
+    assert same.identity() == base.identity()
+    base.check_identity(same.identity())
+    for other in (SearchConfig(model="mlp"), SearchConfig(width=32), SearchConfig(epochs=3),
+                  SearchConfig(init="he"), SearchConfig(base_lr=0.5), SearchConfig(dataset="cifar10")):
+        with pytest.raises(NasplugError, match="was created with"):
+            other.check_identity(base.identity())
+    assert SearchConfig(model="mlp").key_rule == "mlp_function" and base.key_rule == "function"
+
+
+def test_a_training_study_refuses_another_model(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["search", "--n-trials", "1", "--epochs", "1", "--final-top", "0", "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--model", "mlp"]) == 2  # the issue's symptom: MLP and CNN values mixed
+    err = capsys.readouterr().err
+    assert "model=cnn" in err and "model=mlp" in err and len(_study(out / "study.db").trials) == 1
+    assert main([*args, "--model", "cnn", "--width", "16"]) == 0  # the defaults, spelled out
+    assert "reporting only" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- what the user sees
+def test_one_compact_line_per_trial_and_counters_that_read_true(objectives, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NASPLUG_TEST_SLEEP", "0")
+    out = tmp_path / "out"
+    assert main(["search", "--objective", "nasplug_test_objectives:slow", "--sampler", "random",
+                 "--n-trials", "12", "--out", str(out)]) == 0
+    stdout = capsys.readouterr()
+    lines = [ln for ln in stdout.out.splitlines() if ln.startswith("trial ")]
+    assert len(lines) == 12 and all(len(ln) < 250 for ln in lines)
+    assert "finished with value" not in stdout.out + stdout.err  # not Optuna's INFO dict per trial
+    study = _study(out / "study.db")
+    for line, trial in zip(lines, study.trials):
+        assert line.split()[1] == str(trial.number)
+        kind = "duplicate" if "nasplug:duplicate_of" in trial.user_attrs else "evaluated"
+        assert line.split()[2] == kind and trial.user_attrs["nasplug:arch"] in line
+    tries = sum(t.user_attrs["nasplug:filter_tries"] - 1 for t in study.trials)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_rejected_proposals"] == tries and summary["n_rejected"] == summary["n_pruned"] == 0
+    assert f"filter dag_box: {tries} proposals rejected before they became trials (never" in stdout.out
+    assert "12 trials: " in stdout.out and "duplicates (same network" in stdout.out

@@ -33,14 +33,14 @@ def test_live_param_cost_by_hand():
 
 @pytest.mark.parametrize("name, kept", [("dag_box", 6_256), ("dag_box_authors", 8_226)])
 def test_published_box_counts_on_nb201(name, kept):
-    # [C22 §5.3] / THEORY §2: 6,256 (40.0 %) with the fitted box, 52.6 % with the authors' fixed box
+    # [C22 §5.3] / docs/theory.md §2: 6,256 (40.0 %) with the fitted box, 52.6 % with the authors' fixed box
     keep = scorers.get(name).keep_many(NB201Space().batch())
     assert int(keep.sum()) == kept
 
 
 def test_fitted_box_bounds_on_nb201():
     box = scorers.get("dag_box")
-    # THEORY §2: centre (1.625, 2.1667), half-radius (0.6875, 0.9167)
+    # docs/theory.md §2: centre (1.625, 2.1667), half-radius (0.6875, 0.9167)
     assert box.depth_range == pytest.approx((1.625 - 0.6875, 1.625 + 0.6875))
     assert box.width_range == pytest.approx((13 / 6 - 11 / 12, 13 / 6 + 11 / 12))
 

@@ -27,7 +27,29 @@ def digits():
 
 def test_digits_shapes(digits):
     assert digits.input_shape == (1, 8, 8) and digits.in_dim == 64 and digits.num_classes == 10
-    assert len(digits.y_train) + len(digits.y_test) == 1797
+    assert digits.sizes() == {"train": 1079, "valid": 359, "test": 359}
+
+
+def test_digits_splits_partition_scikit_learns_images():
+    from collections import Counter
+
+    from sklearn.datasets import load_digits as sk_digits
+
+    bunch = sk_digits()
+    everything = Counter(tuple(r) for r in bunch.data.astype(int))
+    data = load_digits()
+    # the standardization is one affine map (train mean, std): undo it from the pixel range 0..16
+    lo, hi = float(data.x_train.min()), float(data.x_train.max())
+
+    def rows(x):
+        raw = (x.reshape(len(x), -1).numpy() - lo) * 16.0 / (hi - lo)
+        return Counter(tuple(r) for r in np.rint(raw).astype(int))
+
+    train, valid, test = rows(data.x_train), rows(data.x_valid), rows(data.x_test)
+    assert train + valid + test == everything  # a partition of the 1,797 images
+    # the test split does not depend on how much validation is held out
+    assert rows(load_digits(valid_fraction=0.0).x_test) == test
+    assert load_digits(valid_fraction=0.0).sizes() == {"train": 1438, "valid": 0, "test": 359}
 
 
 def test_training_reduces_loss_on_digits(digits):
@@ -69,7 +91,7 @@ def test_callback_sees_every_epoch_and_its_exceptions_propagate(digits):
         train(build_mlp("2", 64, 16, 10), digits, epochs=5, lr=0.05, callback=callback, progress=False,
               device="cpu")
     assert [e for e, _ in seen] == [1, 2]
-    assert {"train_loss", "test_acc", "lr"} <= seen[0][1]
+    assert {"train_loss", "valid_acc", "lr"} <= seen[0][1] and "test_acc" not in seen[0][1]
 
 
 def test_lr_schedule_by_hand():

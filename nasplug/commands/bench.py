@@ -11,22 +11,27 @@ from __future__ import annotations
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "bench",
-        help="NAS-Bench-201 files: convert to a compact table, or summarize",
-        description="Read NAS-Bench-201 ground truth (official .pth via nas_201_api at 200 epochs "
-        "averaged over seeds, a compact table, or the CSV export).",
+        help="benchmark files: convert to a compact table, or summarize",
+        description="Read benchmark ground truth: NAS-Bench-201 (official .pth via nas_201_api at 200 "
+        "epochs averaged over seeds, a compact table, or the CSV export), NAS-Bench-101 (the official "
+        ".tfrecord, NASLib's .pkl), NAS-Bench-301 (NASLib's .pickle), NASLib's zero-cost .json, or a "
+        "table of cells (docs/nasbench.md).",
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     conv = actions.add_parser("convert", help="write a compact .csv or .parquet table",
                               description="Convert any supported NAS-Bench-201 file into the compact "
                               "long table (index, arch, dataset, metrics).")
     conv.add_argument("file", help="official .pth, compact table, or CSV export")
-    conv.add_argument("-o", "--output", required=True, help="table.csv or table.parquet")
+    conv.add_argument("-o", "--output", required=True,
+                      help="the compact table to write: PATH.csv or PATH.parquet (needs nasplug[parquet])")
     conv.add_argument("--datasets", default=None,
                       help="comma-separated datasets to keep (default: all in the file)")
     conv.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     conv.set_defaults(func=run_convert)
-    info = actions.add_parser("info", help="summarize a NAS-Bench-201 file")
-    info.add_argument("file")
+    info = actions.add_parser("info", help="summarize a benchmark file")
+    info.add_argument("file", help="NAS-Bench-201 (.pth, compact table, CSV export), NAS-Bench-101 "
+                      "(.tfrecord, NASLib .pkl), NAS-Bench-301 (NASLib .pickle), NASLib zero-cost .json, or "
+                      "a table of cells")
     info.set_defaults(func=run_info)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -43,7 +48,9 @@ def run_convert(args) -> int:
     import time
 
     from nasplug.nasbench import BenchmarkTable, load_benchmark
+    from nasplug.nasbench.table import table_output
 
+    table_output(args.output)  # before the (minutes-long) read of an official file
     wanted = _datasets(args.datasets)
     start = time.perf_counter()
     table = load_benchmark(args.file, datasets=wanted, progress=not args.no_progress)
@@ -70,7 +77,8 @@ def run_info(args) -> int:
     from nasplug.nasbench import load_benchmark
 
     table = load_benchmark(args.file)
-    print(f"{args.file}: {len(table):,} cells, arch indices {table.indices.min()}..{table.indices.max()}")
+    where = "arch indices" if table.benchmark == "nb201" else f"{table.benchmark} cells, rows"
+    print(f"{args.file}: {len(table):,} cells, {where} {table.indices.min()}..{table.indices.max()}")
     for (dataset, metric), v in table.values.items():
         ok = np.isfinite(v)
         if ok.any():

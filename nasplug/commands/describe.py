@@ -18,6 +18,22 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def encodings(arch) -> dict:
+    """The cell in every encoding that can express it (``None`` where one cannot): ``nb201`` and
+    ``naslib`` only for cells of NAS-Bench-201's space (4 nodes, its five ops), ``dag_code`` only
+    for zero/skip/linear cells, ``notation`` (the NB201 notation, any DAG) always."""
+    from nasplug import search_spaces
+    from nasplug.errors import ArchError
+
+    nb201 = arch in search_spaces.get("nb201")
+    try:
+        code = arch.to_dag_code()
+    except ArchError:
+        code = None
+    return {"nb201": arch.to_nb201() if nb201 else None, "naslib": list(arch.to_naslib()) if nb201 else None,
+            "dag_code": code, "notation": arch.to_nb201()}
+
+
 def describe(arch) -> dict:
     """Everything ``describe`` reports, as a JSON-ready dict."""
     from nasplug import scorers
@@ -27,7 +43,7 @@ def describe(arch) -> dict:
     stats = arch.path_stats()
     info = {
         "arch": str(arch),
-        "nb201": arch.to_nb201(),
+        **encodings(arch),
         "nodes": arch.n_nodes,
         "edges": {f"{s}->{t}": op.name for (s, t), op in arch.edges.items()},
         "live_edges": len(arch.live_edges()),
@@ -45,16 +61,36 @@ def describe(arch) -> dict:
     return info
 
 
+def _why_not_nb201(info: dict) -> str:
+    from nasplug.ops import NB201_OPS
+
+    names = {op.name for op in NB201_OPS}
+    other = sorted({op for op in info["edges"].values() if op not in names})
+    if info["nodes"] != 4:
+        return f"{info['nodes']} nodes, NAS-Bench-201 cells have 4"
+    return f"op{'s' if len(other) > 1 else ''} {', '.join(other)} not in NAS-Bench-201's vocabulary"
+
+
 def run(args) -> int:
     info = describe(args.arch)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     width = 20
-    for key in ("arch", "nb201", "nodes", "live_edges", "canonical_form", "canonical_key", "num_paths",
-                "effective_depth", "effective_width", "max_depth", "sum_depth_cubed", "depth_histogram"):
+    missing = {"nb201": f"n/a (not a NAS-Bench-201 cell: {_why_not_nb201(info)})",
+               "naslib": "n/a (NAS-Bench-201 cells only)",
+               "dag_code": "n/a (ops other than zero/skip/linear; see `notation`)"}
+    for key in ("arch", "nb201", "naslib", "dag_code", "notation", "nodes", "live_edges", "canonical_form",
+                "canonical_key", "num_paths", "effective_depth", "effective_width", "max_depth",
+                "sum_depth_cubed", "depth_histogram"):
         value = info[key]
-        if isinstance(value, float):
+        if key == "notation" and info["nb201"] is not None:
+            continue  # the same string as the nb201 line
+        if value is None:
+            value = missing[key]
+        elif key == "naslib":
+            value = tuple(value)
+        elif isinstance(value, float):
             value = f"{value:.6g}"
         print(f"{key:<{width}} {value}")
     print("scores:")

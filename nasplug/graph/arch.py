@@ -2,9 +2,12 @@
 
 An architecture is a DAG over nodes ``0..H`` in topological order: node 0 is the input, node H the
 output, every node is the *sum* of its incoming edges, and every edge ``(s, t)``, ``s < t``, carries
-one op from :mod:`nasplug.ops`. Zero edges are simply absent. This is the abstraction of both
-[C22] (W. Chen et al., *Deep Architecture Connectivity Matters for Its Convergence*, NeurIPS 2022)
-and [C24] (W. Chen et al., *Principled Architecture-aware Scaling of Hyperparameters*, ICLR 2024).
+one op from :mod:`nasplug.ops`. Zero edges are simply absent. A node with ``concat`` in-edges
+stacks one block of its channels from each of their sources instead of adding them (NAS-Bench-101
+and DARTS cells, whose layouts are in :mod:`nasplug.graph.nb101` and :mod:`nasplug.graph.darts`).
+This is the abstraction of both [C22] (W. Chen et al., *Deep Architecture Connectivity Matters for
+Its Convergence*, NeurIPS 2022) and [C24] (W. Chen et al., *Principled Architecture-aware Scaling
+of Hyperparameters*, ICLR 2024).
 
 Everything in this package is pure Python + numpy + networkx, so ``import nasplug`` stays fast.
 """
@@ -12,6 +15,7 @@ Everything in this package is pure Python + numpy + networkx, so ``import nasplu
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,10 +23,10 @@ import networkx as nx
 import numpy as np
 
 from nasplug.errors import ArchError
-from nasplug.graph import codecs
+from nasplug.graph import codecs, darts, nb101
 from nasplug.graph.batch import ArchBatch
 from nasplug.graph.paths import PathStats, depth_histograms, live_edge_mask
-from nasplug.ops import DAG_CODE_OPS, ZERO, Op, get_op
+from nasplug.ops import CONCAT, DAG_CODE_OPS, NB101_CONV1X1, NB101_CONV3X3, ZERO, Op, get_op
 
 
 class ArchGraph:
@@ -108,8 +112,18 @@ class ArchGraph:
         return (ArchGraph, (self._n_nodes, {e: op.name for e, op in self._edges}))
 
     def __str__(self) -> str:
+        """The cell's most specific text form: a DAG code, an NB101 spec (JSON), a DARTS genotype
+        (or one cell's pairs), else the NB201 string form (any DAG; ``ArchGraph.parse`` reads all)."""
         if all(op in DAG_CODE_OPS for _, op in self._edges):
             return self.to_dag_code()
+        ops = {op for _, op in self._edges}
+        try:
+            if self._n_nodes == nb101.N_NODES and ops & {NB101_CONV1X1, NB101_CONV3X3}:
+                return nb101.format_spec_json(*self.to_nb101())
+            if self._n_nodes in (darts.CELL_NODES, darts.PAIR_NODES) and CONCAT in ops:
+                return str(self.to_darts())
+        except ArchError:
+            pass
         return self.to_nb201()
 
     def __repr__(self) -> str:
@@ -117,16 +131,22 @@ class ArchGraph:
 
     # ------------------------------------------------------------------ parsing
     @classmethod
-    def parse(cls, arch: str | Sequence[int] | ArchGraph) -> ArchGraph:
+    def parse(cls, arch: Any) -> ArchGraph:
         """Parse any supported encoding.
 
         Accepts an NB201 string (``|nor_conv_3x3~0|+|...|``), a [C22] DAG code (``2_21_112``), a
-        NASLib op-index tuple (``(4, 3, 3, 3, 2, 3)``, as a tuple or its text), or an ArchGraph.
+        NASLib tuple (NB201: ``(4, 3, 3, 3, 2, 3)``; NB101: 56 integers), an NB101 spec (``{"matrix":
+        ..., "ops": ...}`` as a dict or JSON, or a ``(matrix, ops)`` pair), a DARTS genotype (the object,
+        its printed ``Genotype(...)`` text, ``{"normal": ..., "reduce": ...}``, NASLib's compact form,
+        or one cell's list of 8 ``(op, input)`` pairs), or an ArchGraph. Text forms may be given as
+        the objects they print.
         """
         if isinstance(arch, ArchGraph):
             return arch
+        if isinstance(arch, dict) or (hasattr(arch, "normal") and hasattr(arch, "reduce")):
+            return cls._from_mapping(arch)
         if isinstance(arch, (tuple, list, np.ndarray)):
-            return cls.from_naslib(arch)
+            return cls._from_sequence(arch)
         if not isinstance(arch, str):
             raise ArchError(f"cannot parse an architecture from {type(arch).__name__}")
         text = arch.strip()
@@ -134,14 +154,45 @@ class ArchGraph:
             raise ArchError("empty architecture string")
         if text.startswith("|"):
             return cls.from_nb201(text)
+        if text.startswith(("Genotype(", "{")):
+            return cls._from_mapping(text)
         if text[0] in "([":
+            if any(c in text[1:] for c in "([\'\""):
+                return cls._from_sequence(darts._literal(text))
             return cls.from_naslib(codecs.parse_int_tuple(text))
         if text[0].isdigit():
             return cls.from_dag_code(text)
         raise ArchError(
             f"unrecognised architecture {text!r}: expected an NB201 string '|op~0|+|op~0|op~1|+...', "
-            "a DAG code like '2_21_112' or a NASLib tuple like '(4, 3, 3, 3, 2, 3)'"
+            "a DAG code like '2_21_112', a NASLib tuple like '(4, 3, 3, 3, 2, 3)', an NB101 spec "
+            "'{\"matrix\": ..., \"ops\": ...}' or a DARTS 'Genotype(normal=..., reduce=...)'"
         )
+
+    @classmethod
+    def _from_mapping(cls, value: Any) -> ArchGraph:
+        """An NB101 spec or a DARTS genotype given as a dict, JSON text, or genotype object/text."""
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = darts._literal(value)
+        if isinstance(value, dict) and ("matrix" in value or "ops" in value):
+            if "matrix" not in value or "ops" not in value:
+                raise ArchError("an NB101 spec needs both 'matrix' and 'ops'")
+            return cls.from_nb101(value["matrix"], value["ops"])
+        return cls.from_darts(value)
+
+    @classmethod
+    def _from_sequence(cls, value: Any) -> ArchGraph:
+        """A flat NASLib tuple, an NB101 ``(matrix, ops)`` pair, or a DARTS pair / compact / cell list."""
+        items = list(value)
+        if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in items):
+            return cls.from_naslib(items)
+        if len(items) == 2 and np.ndim(items[0]) == 2 and all(isinstance(o, str) for o in items[1]):
+            return cls.from_nb101(items[0], items[1])
+        if len(items) == 8:
+            return cls.from_darts(items, cell="normal")
+        return cls.from_darts(items)
 
     @classmethod
     def from_nb201(cls, text: str) -> ArchGraph:
@@ -159,6 +210,23 @@ class ArchGraph:
         """Parse NASLib's NB201 op-index tuple (0 skip, 1 none, 2 conv3x3, 3 conv1x1, 4 avgpool),
         positions = edges (1,2),(1,3),(1,4),(2,3),(2,4),(3,4) of NASLib's 1-based nodes."""
         return cls(*codecs.parse_naslib(ops))
+
+    @classmethod
+    def from_nb101(cls, matrix: Any, ops: Sequence[str]) -> ArchGraph:
+        """A NAS-Bench-101 cell from its ``ModelSpec`` form: an ``n×n`` upper-triangular 0/1 matrix
+        and ``n`` vertex ops (``input``, ``conv3x3-bn-relu``, ``conv1x1-bn-relu``, ``maxpool3x3``,
+        ``output``). Pruned by the benchmark's rule first; the DAG layout (12 nodes, 1×1 input
+        projections, concatenating output) is in :mod:`nasplug.graph.nb101`. Raises
+        :class:`ArchError` naming the problem (size, triangularity, op, path, > 7 vertices, > 9 edges)."""
+        return cls(*nb101.parse_nb101(matrix, ops))
+
+    @classmethod
+    def from_darts(cls, genotype: Any, cell: str | None = None) -> ArchGraph:
+        """A DARTS / NAS-Bench-301 genotype as the pair DAG (normal cell, then reduction cell: 31
+        nodes), or with ``cell="normal"``/``"reduce"`` one cell's 16-node DAG. Accepts the forms of
+        :func:`nasplug.graph.darts.parse_genotype` (and, with ``cell``, one cell's 8 pairs); layout
+        in :mod:`nasplug.graph.darts`."""
+        return cls(*darts.parse_darts(genotype, cell))
 
     @classmethod
     def from_networkx(cls, graph: nx.DiGraph, op_attr: str = "op") -> ArchGraph:
@@ -205,13 +273,26 @@ class ArchGraph:
         return codecs.format_dag_code(self._n_nodes, self.edges)
 
     def to_naslib(self) -> tuple[int, ...]:
-        """NASLib's op-index tuple; only for 4-node cells with NB201 ops."""
+        """NASLib's op-index tuple: 6 indices for a 4-node cell with NB201 ops, NASLib's 56-integer
+        NB101 tuple (7×7 matrix, 7 op indices; smaller cells padded as NASLib pads) for an NB101 cell."""
+        if self._n_nodes == nb101.N_NODES:
+            return nb101.format_naslib_nb101(*self.to_nb101())
         return codecs.format_naslib(self._n_nodes, self.edges, str(self))
+
+    def to_nb101(self) -> tuple[list[list[int]], list[str]]:
+        """The pruned NAS-Bench-101 ``(matrix, ops)`` of a cell built by :meth:`from_nb101` (its
+        inverse up to pruning); an :class:`ArchError` for any other DAG."""
+        return nb101.format_nb101(self._n_nodes, self.edges)
+
+    def to_darts(self) -> darts.Genotype | list[tuple[str, int]]:
+        """The DARTS :class:`~nasplug.graph.darts.Genotype` of a pair DAG, or the 8 pairs of a one-cell
+        DAG, built by :meth:`from_darts` (its inverse); an :class:`ArchError` for any other DAG."""
+        return darts.format_darts(self._n_nodes, self.edges)
 
     def abstract(self) -> ArchGraph:
         """The MLP abstraction used by the theory network: every parameterized op becomes
         ``linear`` and every non-parameterized op (pooling) becomes ``skip`` [C22, C24]."""
-        ops = {"param": DAG_CODE_OPS[2], "pool": DAG_CODE_OPS[1], "skip": DAG_CODE_OPS[1]}
+        ops = {"param": DAG_CODE_OPS[2], "pool": DAG_CODE_OPS[1], "skip": DAG_CODE_OPS[1], "concat": CONCAT}
         return ArchGraph(self._n_nodes, {e: ops[op.role] for e, op in self._edges})
 
     # ------------------------------------------------------------------ semantics
@@ -226,19 +307,42 @@ class ArchGraph:
 
         A node is a multiset of terms (sums are commutative and associative); a skip edge adds its
         source's terms unchanged (skips are transparent); any other op adds one term
-        ``combine(op, source)``. Dead edges never reach the output's expression.
+        ``combine(op, source)``. The concat blocks of a node form one term ``concat(...)`` of their
+        sources, sorted (stacking blocks in another order is the same function up to a permutation
+        of the next layer's weights; a dead block is written ``0``); a single block is the identity.
+        Dead edges never reach the output's expression.
         """
         terms: list[list[str]] = [[leaf]] + [[] for _ in range(self._n_nodes - 1)]
         value: list[str | None] = [None] * self._n_nodes
+        blocks: dict[int, list[int]] = {}
+
+        def finish(node: int) -> None:  # all in-edges of `node` precede its out-edges (sorted by source)
+            sources = blocks.pop(node, None)
+            if sources is None or all(not terms[a] for a in sources):
+                return
+            if len(sources) == 1:
+                terms[node].extend(terms[sources[0]])
+                return
+            inner = sorted(value_of(a) if terms[a] else "0" for a in sources)
+            terms[node].append(combine("concat", ",".join(inner)))
+
+        def value_of(node: int) -> str:
+            if value[node] is None:
+                value[node] = combine(None, sorted(terms[node]))
+            return value[node]
+
         for (s, t), op in self._edges:
+            finish(s)
+            if op.role == "concat":
+                blocks.setdefault(t, []).append(s)
+                continue
             if not terms[s]:
                 continue  # a node with no path from the input is zero
             if op.is_skip:
                 terms[t].extend(terms[s])
             else:
-                if value[s] is None:
-                    value[s] = combine(None, sorted(terms[s]))
-                terms[t].append(combine(op.name, value[s]))
+                terms[t].append(combine(op.name, value_of(s)))
+        finish(self.output)
         return sorted(terms[self.output])
 
     def canonical_form(self) -> str:
@@ -270,7 +374,43 @@ class ArchGraph:
 
 
 def as_batch(archs: Iterable[ArchGraph | str] | ArchBatch) -> ArchBatch:
-    """Accept an :class:`ArchBatch`, or any iterable of architectures (or their encodings)."""
+    """Accept an :class:`ArchBatch`, or any iterable of architectures (or their encodings) with one
+    node count. A list of NB201 strings is read straight into arrays without building a cell
+    object per string (:func:`~nasplug.graph.codecs.nb201_op_indices`)."""
     if isinstance(archs, ArchBatch):
         return archs
-    return ArchBatch.from_archs(ArchGraph.parse(a) for a in archs)
+    archs = list(archs)
+    fast = batch_of_encodings(archs)
+    return fast if fast is not None else ArchBatch.from_archs(ArchGraph.parse(a) for a in archs)
+
+
+def batch_of_encodings(archs: list) -> ArchBatch | None:
+    """The batch of a list of cells all in one benchmark's own form, read without a cell object per
+    row — NB201 strings (:func:`~nasplug.graph.codecs.nb201_op_indices`), NB101 specs as
+    ``{"matrix", "ops"}`` dicts or ``(matrix, ops)`` pairs (:func:`~nasplug.graph.nb101.batch_specs`),
+    DARTS genotypes (:func:`~nasplug.graph.darts.batch_genotypes`); ``None`` for anything else.
+    Raises :class:`ArchError` naming the first bad row."""
+    if not archs:
+        return None
+    first = archs[0]
+    if isinstance(first, str) and first.startswith("|"):  # every row is checked by the codec
+        return ArchBatch.from_op_indices(*codecs.nb201_op_indices(archs))
+    elif isinstance(first, str) and first.startswith("Genotype(") or isinstance(first, darts.Genotype):
+        if all(isinstance(a, darts.Genotype) or isinstance(a, str) and a.startswith("Genotype(")
+               for a in archs):
+            return darts.batch_genotypes(archs)
+    elif isinstance(first, str) and first.startswith('{"matrix"'):
+        if all(isinstance(a, str) and a.startswith('{"matrix"') for a in archs):
+            specs = []
+            for row, text in enumerate(archs):
+                try:
+                    spec = json.loads(text)
+                    specs.append((spec["matrix"], spec["ops"]))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise ArchError(f"row {row}: {text[:60]!r} is not an NB101 spec "
+                                    '{"matrix": ..., "ops": ...}') from None
+            return nb101.batch_specs(specs)
+    elif isinstance(first, dict) and "matrix" in first:
+        if all(isinstance(a, dict) and "matrix" in a and "ops" in a for a in archs):
+            return nb101.batch_specs([(a["matrix"], a["ops"]) for a in archs])
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,3 +61,12 @@ class ArchBatch:
                 roles[b, col[edge]] = op.code
                 kernels[b, col[edge]] = op.kernel_size
         return cls(n, pairs, roles, kernels)
+
+    @classmethod
+    def from_op_indices(cls, n_nodes: int, indices: np.ndarray, ops: Sequence[Op]) -> ArchBatch:
+        """A batch from op indices: ``indices[b, e]`` is the position in ``ops`` of cell ``b``'s op on
+        edge ``all_pairs(n_nodes)[e]`` — array work only (e.g. a product space's digits)."""
+        indices = np.asarray(indices, dtype=np.int64)
+        roles = np.array([op.code for op in ops], dtype=np.int8)[indices]
+        kernels = np.array([op.kernel_size for op in ops], dtype=np.int16)[indices]
+        return cls(n_nodes, all_pairs(n_nodes), roles, kernels)

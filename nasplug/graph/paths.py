@@ -7,6 +7,10 @@ inherits the depth histograms of its sources (shifted by one along parameterized
 Terms of [C22]: ``P`` = number of input→output paths (zero edges do not exist), ``d_p`` = number of
 parameterized edges on path ``p``, **effective depth** ``d̄ = Σ_p d_p / P``, **effective width**
 ``m̄ = #{p : d_p > 0} / d̄`` (0 when ``d̄ = 0``). See docs/theory.md §2.
+
+A ``concat`` edge (one block of a concatenating node, :mod:`nasplug.ops`) is transparent for the path
+counts, like a skip: a path through any block reaches the output. This is also [C22]'s convention for
+DARTS cells, whose concatenated output it treats as a parameter-free sum (docs/nasbench.md).
 """
 
 from __future__ import annotations
@@ -77,22 +81,70 @@ def depth_histograms(batch: ArchBatch, dtype: Any = np.float64,
 
     ``dtype=object`` gives exact Python-int counts; float64 is exact up to 2**53 paths and is what
     batched scorers use. ``param_weights`` (``(B, E)``, optional) multiplies what each
-    parameterized edge passes on, so entry ``[b, d]`` becomes ``Σ_p Π_{param e ∈ p} w_e`` over the
+    parameterized edge passes on, and then each ``concat`` edge passes on its block's share ``1/k``
+    (``k`` = concat in-edges of its target), so entry ``[b, d]`` becomes ``Σ_p Π_{e ∈ p} w_e`` over the
     paths of depth ``d`` (a path's share of the output variance,
     :func:`nasplug.theory.hparams.weighted_depth_histograms`).
     """
     n, size = batch.n_nodes, len(batch)
-    hist = np.zeros((size, n, n), dtype=dtype)
-    hist[:, 0, 0] = 1
-    skip_like = (batch.roles == ROLE_CODES["skip"]) | (batch.roles == ROLE_CODES["pool"])
-    param = batch.roles == ROLE_CODES["param"]
-    weight = param if param_weights is None else np.where(param, param_weights, 0)
-    for e, (s, t) in enumerate(batch.pairs):
-        if skip_like[:, e].any():
-            hist[:, t] += hist[:, s] * skip_like[:, e, None].astype(dtype)
-        if param[:, e].any():
-            hist[:, t, 1:] += hist[:, s, :-1] * weight[:, e, None].astype(dtype)
-    return hist[:, n - 1]
+    roles = batch.roles
+    skip_like = np.isin(roles, [ROLE_CODES["skip"], ROLE_CODES["pool"], ROLE_CODES["concat"]])
+    param = roles == ROLE_CODES["param"]
+    weight, skip_weight = param, skip_like
+    if param_weights is not None:
+        weight = np.where(param, param_weights, 0)
+        share = 1.0 / np.maximum(concat_fan_in(batch), 1)[:, [t for _, t in batch.pairs]]
+        skip_weight = np.where(roles == ROLE_CODES["concat"], share, skip_like)
+    # edge-major copies: one edge's values over the cells are contiguous
+    skip_weight, weight = (np.ascontiguousarray(w.T.astype(dtype)) for w in (skip_weight, weight))
+    any_skip, any_param = skip_like.any(axis=0), param.any(axis=0)
+    # histograms only as long as the deepest path of the batch; (node, cell, depth) layout so that a
+    # node's histograms are contiguous; chunks of cells bound the working memory
+    size_d = max(1, int(max_path_depth(batch).max(initial=0)) + 1)
+    out = np.zeros((size, n), dtype=dtype)
+    chunk = max(1, HIST_CHUNK_BYTES // (8 * n * size_d))
+    for start in range(0, size, chunk):
+        rows = slice(start, start + chunk)
+        hist = np.zeros((n, len(range(size)[rows]), size_d), dtype=dtype)
+        hist[0, :, 0] = 1
+        for e, (s, t) in enumerate(batch.pairs):
+            if any_skip[e]:
+                hist[t] += hist[s] * skip_weight[e, rows, None]
+            if any_param[e] and size_d > 1:
+                hist[t, :, 1:] += hist[s, :, :-1] * weight[e, rows, None]
+        out[rows, :size_d] = hist[n - 1]
+    return out
+
+
+#: Working-memory budget (bytes) of one chunk of :func:`depth_histograms`.
+HIST_CHUNK_BYTES = 32 * 2**20
+
+
+def max_path_depth(batch: ArchBatch) -> np.ndarray:
+    """``(B,)`` int64: the largest number of parameterized edges on an input→output path (−1 when
+    there is no path), by a longest-path pass over the topological order."""
+    roles = batch.roles.T  # edge-major: one edge's roles over the cells are contiguous
+    present = np.flatnonzero((roles != ROLE_CODES["zero"]).any(axis=1))
+    roles = np.ascontiguousarray(roles[present])
+    longest = np.full((batch.n_nodes, len(batch)), -1, dtype=np.int64)
+    longest[0] = 0
+    for row, e in enumerate(present):
+        s, t = batch.pairs[e]
+        param = (roles[row] == ROLE_CODES["param"]).astype(np.int64)
+        step = np.where(roles[row] == ROLE_CODES["zero"], -1, param)
+        candidate = np.where((step >= 0) & (longest[s] >= 0), longest[s] + step, -1)
+        np.maximum(longest[t], candidate, out=longest[t])
+    return longest[-1]
+
+
+def concat_fan_in(batch: ArchBatch) -> np.ndarray:
+    """``(B, n_nodes)`` int64: per node, its number ``k`` of ``concat`` in-edges (0 for nodes that do
+    not concatenate). Each block is ``1/k`` of the node's channels."""
+    concat = (batch.roles == ROLE_CODES["concat"]).astype(np.int64)
+    out = np.zeros((len(batch), batch.n_nodes), dtype=np.int64)
+    targets = np.array([t for _, t in batch.pairs], dtype=np.int64)
+    np.add.at(out.T, targets, concat.T)
+    return out
 
 
 def live_edge_mask(batch: ArchBatch) -> np.ndarray:
@@ -121,16 +173,20 @@ def live_edge_mask(batch: ArchBatch) -> np.ndarray:
 def live_in_degree_matrix(batch: ArchBatch) -> np.ndarray:
     """``(B, n_nodes)`` int64: per node, the number of non-zero in-edges whose source is reachable
     from the input (pairs are ordered by target, so a source is final before its out-edges). The
-    ``d_in`` of the architecture-aware init [C24 eq. 4]."""
+    ``d_in`` of the architecture-aware init [C24 eq. 4]. The concat blocks of a node count once
+    together: stacked blocks of equal variance have the variance of one block, not their sum."""
     nonzero = batch.roles != ROLE_CODES["zero"]
+    concat = batch.roles == ROLE_CODES["concat"]
     reachable = np.zeros((len(batch), batch.n_nodes), dtype=bool)
     reachable[:, 0] = True
     degree = np.zeros((len(batch), batch.n_nodes), dtype=np.int64)
+    stacked = np.zeros((len(batch), batch.n_nodes), dtype=bool)
     for e, (s, t) in enumerate(batch.pairs):
         live = reachable[:, s] & nonzero[:, e]
         reachable[:, t] |= live
-        degree[:, t] += live
-    return degree
+        degree[:, t] += live & ~concat[:, e]
+        stacked[:, t] |= live & concat[:, e]
+    return degree + stacked
 
 
 def path_stats_arrays(hist: np.ndarray) -> dict[str, np.ndarray]:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from nasplug import checks
 from nasplug.errors import ArchError
 from nasplug.graph import ArchGraph
 from nasplug.models.dag import DAGCell
@@ -93,6 +94,8 @@ def build_mlp(arch: ArchGraph | str, in_dim: int, width: int, out_dim: int, *,
     """
     arch = ArchGraph.parse(arch)
     check_init(init)
+    in_dim, width, out_dim = (checks.integer(n, v, 1) for n, v in
+                              (("in_dim", in_dim), ("width", width), ("out_dim", out_dim)))
 
     def make_edge(edge: tuple[int, int], op: Op) -> nn.Module:
         if not op.is_parameterized:
@@ -116,16 +119,21 @@ def build_cnn(arch: ArchGraph | str, in_channels: int, channels: int, num_classe
 
     Edges: parameterized = ReLU → Conv k×k (stride 1, same padding) → BN, with ``k`` the op's kernel
     size for conv ops and ``kernel_size`` for ``linear`` ops (DAG codes); pooling = 3×3 stride-1
-    average pooling (``count_include_pad=False``); skip = identity. The spatial size never changes
-    inside the DAG, so nodes can be summed. Init modes as in :func:`build_mlp`, with
-    ``fan_in = channels · k · k``.
+    average pooling (``count_include_pad=False``), or max pooling for max-pool ops; skip and concat
+    blocks = identity (a concat node stacks channel blocks, :class:`~nasplug.models.dag.DAGCell`).
+    The spatial size never changes inside the DAG, so nodes can be summed. Init modes as in
+    :func:`build_mlp`, with ``fan_in = channels · k · k``.
     """
     arch = ArchGraph.parse(arch)
     check_init(init)
+    in_channels, channels, num_classes = (checks.integer(n, v, 1) for n, v in (
+        ("in_channels", in_channels), ("channels", channels), ("num_classes", num_classes)))
+    if checks.integer("kernel_size", kernel_size, 1) % 2 == 0:
+        raise ArchError(f"kernel_size must be odd (same padding keeps the size), got {kernel_size}")
 
     def make_edge(edge: tuple[int, int], op: Op) -> nn.Module:
         if op.role == "pool":
-            return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+            return pooling(op)
         if not op.is_parameterized:
             return nn.Identity()
         k = kernel_size if op.name == "linear" else op.kernel_size
@@ -142,6 +150,14 @@ def build_cnn(arch: ArchGraph | str, in_channels: int, channels: int, num_classe
     net = DAGNet(stem, DAGCell(arch, make_edge), head, arch)
     init_network_(arch, init, seed, stem=stem[0], body=[net.cell], readout=head[-1], width=channels)
     return net
+
+
+def pooling(op: Op) -> nn.Module:
+    """3×3 stride-1 pooling of a pool op: max pooling for ``max_pool_3x3``, else average pooling
+    without the padding (NAS-Bench-201, DARTS)."""
+    if op.name == "max_pool_3x3":
+        return nn.MaxPool2d(3, stride=1, padding=1)
+    return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
 
 # ====================================================================== NAS-Bench-201
@@ -193,7 +209,7 @@ class NB201Network(nn.Module):
     def _edge_factory(c: int, bn: bool):
         def make_edge(edge: tuple[int, int], op: Op) -> nn.Module:
             if op.role == "pool":
-                return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+                return pooling(op)
             if op.role == "skip":
                 return nn.Identity()
             return _relu_conv_bn(c, c, op.kernel_size, 1, bn)
@@ -238,6 +254,8 @@ def build_nb201(arch: ArchGraph | str, num_classes: int = 10, *, C: int = 16, N:
     """
     arch = ArchGraph.parse(arch)
     check_init(init)
+    num_classes, C, N, in_channels = (checks.integer(n, v, 1) for n, v in (
+        ("num_classes", num_classes), ("C", C), ("N", N), ("in_channels", in_channels)))
     for op in arch.edges.values():
         if op not in NB201_OPS:
             raise ArchError(f"op {op.name!r} is not a NAS-Bench-201 op (use build_cnn for general DAGs)")

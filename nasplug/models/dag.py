@@ -4,6 +4,11 @@ The builders (MLP-DAG, CNN-DAG, NAS-Bench-201 cells) differ only in what an edge
 all pass an *edge factory* ``make_edge(edge, op) -> nn.Module`` to the same cell. A node is the sum
 of its incoming edges (docs/theory.md §1); the cell evaluates nodes in topological order and only along
 *live* edges (those on an input→output path), because the others cannot change the output.
+
+A node with ``k`` ``concat`` in-edges (NAS-Bench-101, DARTS cells) stacks channel blocks: block ``i``
+holds the channels of its ``i``-th block (NAS-Bench-101's split: ``width // k`` each, one more for the
+first ``width mod k``) taken from source ``i`` at the same positions, which is exactly the
+concatenation of :mod:`nasplug.theory.nngp` and keeps every node at the network's width.
 """
 
 from __future__ import annotations
@@ -54,6 +59,12 @@ class DAGCell(nn.Module):
         self._inputs: dict[int, list[tuple[int, str]]] = {}
         for (s, t) in sorted(live, key=lambda e: (e[1], e[0])):
             self._inputs.setdefault(t, []).append((s, _key((s, t))))
+        # concat blocks of each node: (source, block index, number of blocks), dead blocks included
+        self._blocks: dict[int, dict[int, tuple[int, int]]] = {}
+        for t in range(self.arch.n_nodes):
+            sources = [s for (s, u), op in self.arch.edge_items if u == t and op.role == "concat"]
+            if sources:
+                self._blocks[t] = {s: (i, len(sources)) for i, s in enumerate(sources)}
 
     def edge_module(self, edge: tuple[int, int]) -> nn.Module:
         """The module of edge ``(s, t)``."""
@@ -69,6 +80,8 @@ class DAGCell(nn.Module):
             total = None
             for s, key in self._inputs.get(t, ()):
                 y = self.edges[key](nodes[s])
+                if s in self._blocks.get(t, {}):
+                    y = y * _block_mask(y, *self._blocks[t][s])
                 total = y if total is None else total + y
             if total is not None:
                 nodes[t] = total
@@ -86,6 +99,16 @@ class DAGCell(nn.Module):
             layer = weight_layer(self.edge_module(edge))
             if layer is not None and edge in gains:
                 init_layer_(layer, gains[edge], generator=generator)
+
+
+def _block_mask(y: torch.Tensor, index: int, blocks: int) -> torch.Tensor:
+    """0/1 mask over the channels (dim 1) of ``y`` selecting block ``index`` of ``blocks``."""
+    width = y.shape[1]
+    sizes = [width // blocks + (1 if i < width % blocks else 0) for i in range(blocks)]
+    start = sum(sizes[:index])
+    channel = torch.arange(width, device=y.device)
+    mask = ((channel >= start) & (channel < start + sizes[index])).to(y.dtype)
+    return mask.reshape(1, width, *([1] * (y.dim() - 2)))
 
 
 @torch.no_grad()

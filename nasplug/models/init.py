@@ -88,6 +88,17 @@ def readout_numerator(arch: ArchGraph, init: str, width: int) -> tuple[float, fl
     return 2.0, float(width)
 
 
+def he_init_(net: nn.Module, classifier: nn.Module, seed: int | None) -> None:
+    """He-normal init of every conv of ``net`` (``Var = 2 / fan_in``: each follows a ReLU or is
+    followed by BN) and ``Var = 1 / fan_in`` for the ``classifier``, from one seeded generator: the
+    init of the benchmarks' own networks (NB101, DARTS), whose convs all have BN after them."""
+    gen = make_generator(seed)
+    for module in net.modules():
+        if isinstance(module, nn.Conv2d):
+            init_layer_(module, 2.0, generator=gen)
+    init_layer_(classifier, 1.0, generator=gen)
+
+
 def make_generator(seed: int | None) -> torch.Generator | None:
     if seed is None:
         return None

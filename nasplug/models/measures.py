@@ -16,7 +16,8 @@ from torch import nn
 
 def count_flops(model, input_shape: tuple[int, ...]) -> int:
     """Multiply-accumulates of every linear and conv layer for one input (the convention of
-    NAS-Bench-201's FLOPs; BN, pooling and additions are not counted)."""
+    NAS-Bench-201's FLOPs; BN, pooling and additions are not counted). Works on a model built on
+    the ``meta`` device (only shapes are needed)."""
     total = 0
 
     def hook(module, inputs, output):
@@ -32,8 +33,9 @@ def count_flops(model, input_shape: tuple[int, ...]) -> int:
     try:
         was_training = model.training
         model.eval()
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
         with torch.no_grad():
-            model(torch.zeros((1, *input_shape)))
+            model(torch.zeros((1, *input_shape), device=device))
         model.train(was_training)
     finally:
         for h in handles:

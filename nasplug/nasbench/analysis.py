@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nasplug.checks import integer
 from nasplug.nasbench.metrics import filter_point, resolve_k
 
 
@@ -88,17 +89,27 @@ class SearchResult:
     hit_optimum: np.ndarray  # fraction of seeds that found the global optimum (of the full table)
 
 
+def _no_cells(label: str, budgets: tuple[int, ...]) -> SearchResult:
+    """The result of a search whose pool is empty (a filter that keeps no benchmark cell): NaN."""
+    nan = np.full(len(budgets), np.nan)
+    return SearchResult(label, budgets, nan, nan, nan, nan)
+
+
 def random_search(truth: np.ndarray, budgets: Sequence[int], *, keep: np.ndarray | None = None,
                   seeds: int = 1000, rng: int = 0, label: str = "random") -> SearchResult:
     """Random search by table lookup: sample ``K`` distinct cells (from ``keep`` if given) and
     report the best true accuracy among them, for every ``K`` in ``budgets``.
 
-    Cells with NaN truth are never sampled (they are not in the benchmark).
+    Cells with NaN truth are never sampled (they are not in the benchmark); an empty pool gives
+    NaN. Raises :class:`~nasplug.errors.NasplugError` for ``seeds < 1`` or a budget below 1.
     """
+    integer("seeds", seeds, 1)
     truth = np.asarray(truth, dtype=np.float64)
     ok = np.isfinite(truth) if keep is None else np.isfinite(truth) & np.asarray(keep, dtype=bool)
     pool = np.flatnonzero(ok)
-    budgets = tuple(int(b) for b in budgets)
+    budgets = tuple(integer("budget", b, 1) for b in budgets)
+    if len(pool) == 0:
+        return _no_cells(label, budgets)
     picks = _sample_without_replacement(pool, max(budgets), seeds, np.random.default_rng(rng))
     best = np.maximum.accumulate(truth[picks], axis=1)
     cols = [min(b, best.shape[1]) - 1 for b in budgets]
@@ -118,11 +129,14 @@ def score_guided_search(scores: np.ndarray, truth: np.ndarray, samples: Sequence
     uniformly at random (the first in a random sampling order), which is what a search that
     cannot tell tied cells apart gets on average.
     """
+    integer("seeds", seeds, 1)
     truth = np.asarray(truth, dtype=np.float64)
     scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
     ok = np.isfinite(truth) if keep is None else np.isfinite(truth) & np.asarray(keep, dtype=bool)
     pool = np.flatnonzero(ok)
-    samples = tuple(int(s) for s in samples)
+    samples = tuple(integer("samples", s, 1) for s in samples)
+    if len(pool) == 0:
+        return _no_cells(label, samples)
     generator = np.random.default_rng(rng)
     means, stds, p10s, hits = [], [], [], []
     optimum = np.nanmax(truth)

@@ -1,4 +1,6 @@
-"""Load NAS-Bench-201 ground truth from any of its three forms with one call.
+"""Load benchmark ground truth with one call: NAS-Bench-201 in any of its three forms, and (through
+:mod:`nasplug.nasbench.cells` and :mod:`nasplug.nasbench.nb101_records`) NAS-Bench-101, DARTS /
+NAS-Bench-301 and generic tables of cells. NAS-Bench-201's forms:
 
 * the **official file** (``NAS-Bench-201-v1_*.pth``, or the dict it unpickles to), read through
   the ``nas_201_api`` package. Its API defaults to the *12-epoch* results of *one random seed*
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from nasplug.errors import DataError, require
+from nasplug.nasbench import cells, nb101_records
 from nasplug.nasbench.table import DATASETS, KEY_COLUMNS, BenchmarkTable, _parquet_engine, canonical_dataset
 from nasplug.search_spaces import NB201Space
 
@@ -38,18 +41,24 @@ CSV_ACCURACY_COLUMNS = {
     "ImageNetTestAccuracy200Epochs": "ImageNet16-120",
 }
 CSV_COLUMNS = (*CSV_ACCURACY_COLUMNS, "ArchitectureString", "UniqueString")
-OFFICIAL_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle")
+OFFICIAL_SUFFIXES = (".pth", ".pt")
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+#: Columns that mark a generic table of cells (:mod:`nasplug.nasbench.cells`).
+CELL_COLUMNS = ("arch", "matrix", "normal")
 
 
 def load_benchmark(source: str | Path | Mapping[str, Any], *, datasets: Iterable[str] | None = None,
                    progress: bool = False) -> BenchmarkTable:
-    """Load a NAS-Bench-201 file of any supported form into a :class:`BenchmarkTable`.
+    """Load a benchmark file of any supported form into a :class:`BenchmarkTable`.
 
     Parameters
     ----------
     source
-        Path to the official ``.pth`` file, a compact ``.csv``/``.parquet`` table, or the CSV
-        export; or the official file's dict itself.
+        NAS-Bench-201: the official ``.pth`` file (or its dict), a compact ``.csv``/``.parquet``
+        table, or the CSV export. NAS-Bench-101: the official ``.tfrecord`` file or NASLib's
+        ``nasbench_only108.pkl``. NAS-Bench-301: NASLib's ``nb301_full_training.pickle``. NASLib's
+        zero-cost ``.json`` files. Any generic table of cells (``.csv``, ``.json``, ``.parquet``:
+        :mod:`nasplug.nasbench.cells`).
     datasets
         Official file only: which datasets to extract (default all four). The other forms are small
         enough to read whole.
@@ -68,8 +77,26 @@ def load_benchmark(source: str | Path | Mapping[str, Any], *, datasets: Iterable
     suffix = path.suffix.lower()
     if suffix in OFFICIAL_SUFFIXES:
         return load_official(path, datasets=datasets, progress=progress)
+    if suffix in nb101_records.SUFFIXES:
+        return nb101_records.read_nb101_records(path, progress=progress)
+    if suffix in PICKLE_SUFFIXES:
+        data = cells.read_pickle(path)
+        if isinstance(data, Mapping) and "meta_archs" in data:
+            return load_official(data, datasets=datasets, progress=progress)
+        return cells.read_naslib_pickle(data, str(path))
+    if suffix == ".json":
+        return cells.read_table_file(path)
     if suffix == ".parquet":
-        return _read_compact_parquet(path)
+        _parquet_engine(path)
+        import pyarrow.parquet as pq
+
+        try:
+            names = pq.read_schema(path).names
+        except Exception as err:  # pyarrow raises many types for corrupt files
+            raise DataError(f"{path}: cannot read Parquet ({type(err).__name__}: {err})") from None
+        if tuple(names[:3]) == KEY_COLUMNS:
+            return _read_compact_parquet(path)
+        return cells.read_table_file(path)
     with path.open(newline="") as fh:
         try:
             header = next(csv.reader(fh))
@@ -80,9 +107,12 @@ def load_benchmark(source: str | Path | Mapping[str, Any], *, datasets: Iterable
         return load_nb201_csv(path)
     if tuple(header[:3]) == KEY_COLUMNS:
         return _read_compact_csv(path)
+    if any(c in header for c in CELL_COLUMNS):
+        return cells.read_table_file(path)
     raise DataError(f"{path}: unrecognised columns {header[:6]}; expected the compact table "
-                    f"({', '.join(KEY_COLUMNS)}, metrics...) or the NAS-Bench-201 CSV export "
-                    f"({', '.join(CSV_COLUMNS)})")
+                    f"({', '.join(KEY_COLUMNS)}, metrics...), the NAS-Bench-201 CSV export "
+                    f"({', '.join(CSV_COLUMNS)}) or a table of cells (an 'arch', 'matrix' + 'ops' or "
+                    "'normal' + 'reduce' column, then metric columns)")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -97,7 +127,10 @@ def _float(text: str, where: str) -> float:
 
 
 def _check_archs(table: BenchmarkTable) -> BenchmarkTable:
-    """Map every arch string to the NB201 space now, so bad strings fail at load time."""
+    """Map every arch string to the NB201 space now, so bad strings fail at load time; a table of
+    other cells (e.g. a compact table converted from NB101) is checked and labelled by its cells."""
+    if table.archs and not table.archs[0].startswith("|"):
+        return cells._table(table.archs, table.values, table.source)
     table.space_indices(NB201Space())
     return table
 

@@ -58,30 +58,6 @@ def spearman_rho(scores: np.ndarray, truth: np.ndarray) -> float:
     return float(stats.spearmanr(x, y).statistic)
 
 
-def bootstrap_ci(scores: np.ndarray, truth: np.ndarray, reps: int, rng: np.random.Generator,
-                 kendall: bool = False, level: float = 0.95) -> tuple[float, float]:
-    """Percentile-bootstrap interval (``level``, default 95 %) of Spearman ρ — or Kendall τ-b with
-    ``kendall`` — over cells resampled with replacement (NaN pairs dropped).
-
-    It is the sampling error of a figure measured on a sample of a space: how far it may be from the
-    value on the population the cells were drawn from. ρ is vectorized over replicates (ranks per
-    row); τ has no cheap vectorized form, so callers ask for it with fewer ``reps``.
-    """
-    x, y = _finite_pairs(scores, truth)
-    draws = rng.integers(0, len(x), size=(reps, len(x)))
-    if kendall:
-        values = np.array([kendall_tau(x[d], y[d]) for d in draws])
-    else:
-        rx, ry = stats.rankdata(x[draws], axis=1), stats.rankdata(y[draws], axis=1)
-        rx -= rx.mean(axis=1, keepdims=True)
-        ry -= ry.mean(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.nanpercentile(values, [tail, 100 - tail])
-    return float(lo), float(hi)
-
-
 def pessimistic_rank(scores: np.ndarray) -> np.ndarray:
     """For each cell, how many cells score at least as high (1 = strictly best).
 
@@ -199,3 +175,26 @@ def rank_quality(scores: np.ndarray, truth: np.ndarray,
         precision[str(k)] = top_k_precision(scores, truth, kk)
         max_pruned[str(k)] = prefilter_curve(scores, truth, kk).max_pruned_keeping(1.0)
     return RankQuality(n, kendall_tau(scores, truth), spearman_rho(scores, truth), precision, max_pruned)
+
+
+def bootstrap_ci(score: np.ndarray, truth: np.ndarray, reps: int, rng: np.random.Generator,
+                 kendall: bool = False) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of Spearman ρ (or Kendall τ) over resampled cells.
+
+    This is the sampling error of a figure measured on a sample of cells, i.e. how far it may be
+    from the value on the population the cells were drawn from. ρ is vectorized over replicates
+    (ranks per row); τ has no cheap vectorized form, so callers ask for it with fewer ``reps``.
+    """
+    ok = np.isfinite(score) & np.isfinite(truth)
+    x, y = score[ok], truth[ok]
+    draws = rng.integers(0, len(x), size=(reps, len(x)))
+    if kendall:
+        values = np.array([kendall_tau(x[d], y[d]) for d in draws])
+    else:
+        rx, ry = stats.rankdata(x[draws], axis=1), stats.rankdata(y[draws], axis=1)
+        rx -= rx.mean(axis=1, keepdims=True)
+        ry -= ry.mean(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a constant replicate: NaN, skipped
+            values = (rx * ry).sum(1) / np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+    lo, hi = np.nanpercentile(values, [2.5, 97.5])
+    return float(lo), float(hi)

@@ -1,4 +1,4 @@
-"""The ``nasplug rank --benchmark`` report: tables in Markdown (and HTML) plus PNG figures.
+"""The ``nasplug rank --benchmark`` report: tables in Markdown (and rendered as HTML) plus PNG figures.
 
 What it shows, per dataset:
 
@@ -14,7 +14,6 @@ What it shows, per dataset:
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from nasplug import scorers
+from nasplug.checks import integer, writable_dir
+from nasplug.markup import markdown_to_html
 from nasplug.nasbench.analysis import filter_stats, random_search, score_guided_search
 from nasplug.nasbench.metrics import (
     filter_point,
@@ -41,7 +42,7 @@ WOT_SAMPLES = (10, 100, 1000)
 # ---------------------------------------------------------------------- a tiny document model
 @dataclass
 class Doc:
-    """Blocks rendered to both Markdown and HTML, so the two reports never disagree."""
+    """Blocks of a report, written as Markdown; the HTML page is that Markdown rendered."""
 
     blocks: list[tuple] = field(default_factory=list)
 
@@ -74,23 +75,8 @@ class Doc:
         return "\n".join(out)
 
     def html(self, title: str) -> str:
-        out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-               "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
-               "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;"
-               "text-align:right}img{max-width:100%}</style></head><body>"]
-        for b in self.blocks:
-            if b[0] == "h":
-                out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
-            elif b[0] == "p":
-                out.append(f"<p>{html.escape(b[1])}</p>")
-            elif b[0] == "table":
-                out.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in b[1]) + "</tr>")
-                out.extend("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in b[2])
-                out.append("</table>")
-            else:
-                out.append(f"<img src='{html.escape(b[1])}' alt='{html.escape(b[2])}'>")
-        out.append("</body></html>")
-        return "\n".join(out)
+        """The Markdown rendered as a standalone HTML page (:mod:`nasplug.markup`)."""
+        return markdown_to_html(self.markdown(), title)
 
 
 def _f(x: float, digits: int = 3) -> str:
@@ -103,7 +89,8 @@ def _pct(x: float, digits: int = 1) -> str:
 
 # ---------------------------------------------------------------------- figures
 def plot_scatter(path: Path, scores: dict[str, np.ndarray], truth: np.ndarray,
-                 higher: dict[str, bool], dataset: str) -> Path:
+                 higher: dict[str, bool], dataset: str, benchmark: str = "NAS-Bench-201",
+                 truth_name: str = "test accuracy") -> Path:
     """Score vs accuracy, one panel per scorer, ρ and τ in the panel titles."""
     plt = pyplot()
     names = list(scores)[:9]
@@ -121,11 +108,11 @@ def plot_scatter(path: Path, scores: dict[str, np.ndarray], truth: np.ndarray,
             ax.set_xscale("symlog", linthresh=float(np.percentile(pos, 5)))
         ax.set_title(f"{name}\nρ = {q.spearman:.3f}, τ = {q.kendall:.3f}", fontsize=10)
         ax.set_xlabel(name + ("" if higher[name] else " (lower is better)"), fontsize=9)
-        ax.set_ylabel(f"{SHORT_NAMES.get(dataset, dataset)} test accuracy (%)", fontsize=9)
+        ax.set_ylabel(f"{SHORT_NAMES.get(dataset, dataset)} {truth_name} (%)", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle(f"Training-free scores vs NAS-Bench-201 accuracy ({dataset}, {int(ok.sum()):,} cells)")
+    fig.suptitle(f"Training-free scores vs {benchmark} {truth_name} ({dataset}, {int(ok.sum()):,} cells)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -133,7 +120,8 @@ def plot_scatter(path: Path, scores: dict[str, np.ndarray], truth: np.ndarray,
 
 
 def plot_dmap(path: Path, depth: np.ndarray, width: np.ndarray, truth: np.ndarray,
-              boxes: dict[str, tuple[tuple[float, float], tuple[float, float]]], dataset: str) -> Path:
+              boxes: dict[str, tuple[tuple[float, float], tuple[float, float]]], dataset: str,
+              benchmark: str = "NAS-Bench-201", truth_name: str = "test accuracy") -> Path:
     """[C22] Fig. 5: each (d̄, m̄) value as a dot coloured by the mean accuracy of its cells,
     dot area by how many cells share it, with the filter boxes drawn."""
     plt = pyplot()
@@ -151,14 +139,14 @@ def plot_dmap(path: Path, depth: np.ndarray, width: np.ndarray, truth: np.ndarra
     sc = ax.scatter(uniq[:, 0], uniq[:, 1], c=mean, s=12 + 400 * np.sqrt(counts / counts.max()),
                     cmap="viridis", edgecolors="k", linewidths=0.4, vmin=vmin)
     cb = fig.colorbar(sc, ax=ax, extend="min" if vmin is not None else "neither")
-    cb.set_label(f"mean {SHORT_NAMES.get(dataset, dataset)} test accuracy (%)")
+    cb.set_label(f"mean {SHORT_NAMES.get(dataset, dataset)} {truth_name} (%)")
     styles = [("tab:red", "-"), ("tab:orange", "--"), ("tab:purple", ":")]
     for (name, ((d0, d1), (m0, m1))), (color, ls) in zip(boxes.items(), styles):
         ax.add_patch(Rectangle((d0, m0), d1 - d0, m1 - m0, fill=False, edgecolor=color, linestyle=ls,
                                linewidth=2, label=f"{name}: {d0:.3g}≤d̄≤{d1:.3g}, {m0:.3g}≤m̄≤{m1:.3g}"))
     ax.set_xlabel("effective depth d̄")
     ax.set_ylabel("effective width m̄")
-    ax.set_title(f"(d̄, m̄) map of NAS-Bench-201, {dataset} (dot area ∝ √#cells)")
+    ax.set_title(f"(d̄, m̄) map of {benchmark}, {dataset} (dot area ∝ √#cells)")
     if boxes:
         ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
@@ -199,16 +187,30 @@ def plot_prefilter(path: Path, scores: dict[str, np.ndarray], truth: np.ndarray,
 
 
 # ---------------------------------------------------------------------- the report
-def write_report(out: str | Path, *, space, result, truths: dict[str, np.ndarray],
-                 higher: dict[str, bool], source: str, primary: str,
+#: How the report describes each benchmark's cells and ground truth.
+BENCHMARKS = {
+    "nb201": ("NAS-Bench-201", "test accuracy after 200 epochs, mean over seeds"),
+    "nb101": ("NAS-Bench-101", "accuracy at 108 epochs"),
+    "nb301": ("NAS-Bench-301 (DARTS)", "accuracy"),
+    "cells": ("a table of cells", "the table's metric"),
+}
+
+
+def write_report(out: str | Path, *, result, truths: dict[str, np.ndarray],
+                 higher: dict[str, bool], source: str, primary: str, benchmark: str = "nb201",
+                 metric: str = "test_accuracy",
                  boxes: dict[str, tuple[tuple[float, float], tuple[float, float]]] | None = None,
                  seeds: int = 1000, html_report: bool = True, plots: bool = True) -> dict[str, Path]:
-    """Write ``report.md`` (and ``report.html``) and the PNG figures into ``out``.
+    """Write ``report.md`` (and ``report.html``, its rendering) and the PNG figures into ``out``.
 
     Parameters
     ----------
     result
-        A :class:`nasplug.ranking.SpaceScores` (scores and filter flags of the cells).
+        A :class:`nasplug.ranking.SpaceScores` (scores and filter flags of the cells: a space's, or
+        a list's such as a benchmark table's).
+    benchmark, metric
+        Which benchmark the cells are from (a key of :data:`BENCHMARKS`) and the ground-truth
+        metric (``test_accuracy``, ``valid_accuracy``, ...).
     truths
         ``dataset -> accuracy`` arrays aligned with ``result.indices`` (NaN: not in the benchmark).
     higher
@@ -221,15 +223,21 @@ def write_report(out: str | Path, *, space, result, truths: dict[str, np.ndarray
     Returns
     -------
     The written files by role (``"markdown"``, ``"html"``, ``"scatter_<dataset>"``, ...).
+    Raises :class:`~nasplug.errors.NasplugError` for ``seeds < 1`` or an ``out`` that cannot be
+    written, before writing anything.
     """
-    out = Path(out)
+    integer("seeds", seeds, 1)
+    out = writable_dir(out, "report folder")
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     doc = Doc()
     n = len(result.indices)
-    doc.h(1, f"nasplug rank: {space.name} against {Path(source).name}")
-    doc.p(f"{n:,} cells of `{space.name}` scored with {', '.join(f'`{s}`' for s in result.scores)}; "
-          f"ground truth: test accuracy after 200 epochs, mean over seeds, from `{source}`. "
+    bench_name, truth_text = BENCHMARKS.get(benchmark, BENCHMARKS["cells"])
+    truth_name = metric.replace("_", " ")
+    label = result.space.name if result.space is not None else benchmark
+    doc.h(1, f"nasplug rank: {label} against {Path(source).name}")
+    doc.p(f"{n:,} cells of {bench_name} scored with {', '.join(f'`{s}`' for s in result.scores)}; "
+          f"ground truth: `{metric}` ({truth_text}) from `{source}`. "
           "Scores use no training and no data; the accuracy table is used only to evaluate them.")
     doc.p("Rank metrics: Spearman ρ and Kendall τ-b over all cells; P@k = share of the true top-k "
           "among the k best-scored cells (score ties broken by cell index); 'prune@k' = the largest "
@@ -237,7 +245,7 @@ def write_report(out: str | Path, *, space, result, truths: dict[str, np.ndarray
           "(ties count pessimistically: a threshold keeps a whole group of equal scores or none of it).")
     topo = {}
     if plots:
-        batch_scores = {nm: scorers.get(nm).score_many(space.batch(result.indices))
+        batch_scores = {nm: scorers.get(nm).score_many(result.cells())
                         for nm in ("effective_depth", "effective_width") if nm not in result.scores}
         topo = {nm: result.scores.get(nm, batch_scores.get(nm))
                 for nm in ("effective_depth", "effective_width")}
@@ -274,22 +282,24 @@ def write_report(out: str | Path, *, space, result, truths: dict[str, np.ndarray
             rows = []
             for label, keep in pools.items():
                 rs = random_search(truth, BUDGETS, keep=keep, seeds=seeds)
-                rows.append([f"random, {label}", *(f"{m:.2f} ± {s:.2f}" for m, s in zip(rs.mean, rs.std))])
+                rows.append([f"random, {label}",
+                             *(f"{_f(m, 2)} ± {_f(s, 2)}" for m, s in zip(rs.mean, rs.std))])
             doc.table(["search", *(f"K = {b}" for b in BUDGETS)], rows)
             rows = []
             s = oriented(result.scores[primary], higher[primary])
             for label, keep in pools.items():
                 gs = score_guided_search(s, truth, WOT_SAMPLES, keep=keep, seeds=seeds)
                 rows.append([f"best `{primary}`, {label}",
-                             *(f"{m:.2f} ± {d:.2f}" for m, d in zip(gs.mean, gs.std))])
+                             *(f"{_f(m, 2)} ± {_f(d, 2)}" for m, d in zip(gs.mean, gs.std))])
             doc.table(["search", *(f"N = {b}" for b in WOT_SAMPLES)], rows)
         if plots:
             doc.h(3, "Figures")
-            p = plot_scatter(out / f"scatter_{short}.png", result.scores, truth, higher, dataset)
+            p = plot_scatter(out / f"scatter_{short}.png", result.scores, truth, higher, dataset, bench_name,
+                             truth_name)
             written[f"scatter_{dataset}"] = p
             doc.img(p.name, f"score vs accuracy, {dataset}")
             p = plot_dmap(out / f"dmap_{short}.png", topo["effective_depth"], topo["effective_width"],
-                          truth, boxes or {}, dataset)
+                          truth, boxes or {}, dataset, bench_name, truth_name)
             written[f"dmap_{dataset}"] = p
             doc.img(p.name, f"(d̄, m̄) map, {dataset}")
             p = plot_prefilter(out / f"prefilter_{short}.png", result.scores, truth, higher, result.keep,
@@ -301,6 +311,6 @@ def write_report(out: str | Path, *, space, result, truths: dict[str, np.ndarray
     written["markdown"] = md
     if html_report:
         page = out / "report.html"
-        page.write_text(doc.html(f"nasplug rank: {space.name}"))
+        page.write_text(doc.html(f"nasplug rank: {label}"))
         written["html"] = page
     return written

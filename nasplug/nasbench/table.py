@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nasplug.checks import writable_file
 from nasplug.errors import ArchError, DataError, require
+from nasplug.graph import as_batch
 
 #: The benchmark's dataset names (as the NAS-Bench-201 API spells them).
 DATASETS = ("cifar10", "cifar10-valid", "cifar100", "ImageNet16-120")
@@ -62,12 +64,17 @@ class BenchmarkTable:
         ``(dataset, metric) -> (n,)`` float64 arrays; NaN where the benchmark has no value.
     source
         Where the table came from (for error messages and reports).
+    benchmark
+        ``"nb201"`` (rows are the benchmark's arch indices, ``archs`` NB201 strings), ``"nb101"``,
+        ``"nb301"`` or ``"cells"`` (rows numbered 0..n−1, ``archs`` any text form of a cell:
+        :mod:`nasplug.nasbench.cells`).
     """
 
     indices: np.ndarray
     archs: list[str]
     values: dict[tuple[str, str], np.ndarray]
     source: str = ""
+    benchmark: str = "nb201"
     _space_cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -95,6 +102,30 @@ class BenchmarkTable:
         names = {m for _, m in self.values}
         return [m for m in METRICS if m in names] + sorted(names - set(METRICS))
 
+    @property
+    def default_metric(self) -> str:
+        """What rankings are measured against: ``test_accuracy`` when the table has it, else
+        ``valid_accuracy``, else its first metric."""
+        metrics = self.metrics
+        for name in METRICS:
+            if name in metrics:
+                return name
+        return metrics[0]
+
+    def labelled(self, datasets: list[str]) -> BenchmarkTable:
+        """This table, or — when it names no dataset (a table of cells without a ``dataset`` column)
+        and one dataset is given — the same values labelled with that dataset."""
+        names = {d for d, _ in self.values}
+        if names != {"unspecified"} or len(datasets) != 1:
+            return self
+        values = {(datasets[0], m): v for (_, m), v in self.values.items()}
+        return BenchmarkTable(self.indices, self.archs, values, self.source, self.benchmark)
+
+    def batch(self):
+        """The :class:`~nasplug.graph.ArchBatch` of the rows' cells, read from their text without a
+        cell object per row where they share a benchmark's form (:func:`nasplug.graph.as_batch`)."""
+        return as_batch(self.archs)
+
     def column(self, dataset: str, metric: str = "test_accuracy") -> np.ndarray:
         """The ``(n,)`` values of one dataset and metric (row order of the table)."""
         if dataset not in {d for d, _ in self.values}:
@@ -113,7 +144,8 @@ class BenchmarkTable:
         """
         key = repr(space)
         if key not in self._space_cache:
-            self._space_cache[key] = _encode_all(space, self.archs, self.source)
+            self._space_cache[key] = _encode_all(space, self.archs, self.source,
+                                                 unique=self.benchmark == "nb201")
         return self._space_cache[key]
 
     def aligned(self, space, space_indices: np.ndarray, dataset: str,
@@ -141,17 +173,14 @@ class BenchmarkTable:
 
     def write(self, path: str | Path) -> Path:
         """Write the compact table as ``.csv`` or ``.parquet`` (Parquet needs pandas + pyarrow)."""
-        path = Path(path)
+        path = table_output(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         cols = self.to_columns()
         if path.suffix == ".parquet":
-            _parquet_engine(path)
             import pandas as pd
 
             pd.DataFrame(cols).to_parquet(path, index=False)
             return path
-        if path.suffix != ".csv":
-            raise DataError(f"{path}: write the compact table as .csv or .parquet")
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(cols)
@@ -161,15 +190,29 @@ class BenchmarkTable:
         return path
 
 
+def table_output(path: str | Path) -> Path:
+    """Check an output path for a compact table before any work: a ``.csv`` or ``.parquet`` file
+    (Parquet needs its extra) that can be written. Raises a one-line
+    :class:`~nasplug.errors.NasplugError` otherwise."""
+    path = Path(path)
+    if path.suffix not in (".csv", ".parquet"):
+        raise DataError(f"{path}: write the compact table as .csv or .parquet")
+    if path.suffix == ".parquet":
+        _parquet_engine(path)
+    return writable_file(path, "table file")
+
+
 def _parquet_engine(path: Path) -> None:
     for module in ("pandas", "pyarrow"):
         require(module, "parquet", f"{path}: a Parquet table (or use a .csv table)")
 
 
 # ---------------------------------------------------------------------- NB201 string → index
-def _encode_all(space, archs: list[str], source: str) -> np.ndarray:
-    """Space indices of the rows' arch strings (:meth:`ProductSpace.encode_many`), as a
-    :class:`DataError` naming the row when one is not a cell of the space or repeats another."""
+def _encode_all(space, archs: list[str], source: str, unique: bool = True) -> np.ndarray:
+    """Space indices of the rows' arch strings (:meth:`DigitSpace.encode_many`), as a
+    :class:`DataError` naming the row when one is not a cell of the space or (``unique``: NAS-Bench-201
+    lists every cell once) repeats another. Other tables may measure one cell more than once (NB101
+    isomorphs, repeated runs)."""
     try:
         out = space.encode_many(archs)
     except ArchError:
@@ -180,7 +223,7 @@ def _encode_all(space, archs: list[str], source: str) -> np.ndarray:
                 raise DataError(f"{source or 'benchmark'}: row {i} has an arch string that is not a "
                                 f"{getattr(space, 'name', 'space')} cell: {err}") from None
         raise
-    if len(np.unique(out)) != len(out):
+    if unique and len(np.unique(out)) != len(out):
         _, first = np.unique(out, return_index=True)
         dup = sorted(set(range(len(out))) - set(first.tolist()))[0]
         raise DataError(f"{source or 'benchmark'}: row {dup} repeats cell {archs[dup]}")

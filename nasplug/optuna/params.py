@@ -1,11 +1,17 @@
-"""Define-by-run architecture parameters: one Optuna categorical per edge of a product space.
+"""Define-by-run architecture parameters: one Optuna categorical per digit of a search space.
 
-Every space in :mod:`nasplug.search_spaces` is a product space (each edge ``(s, t)`` independently takes one
-op), so the natural Optuna encoding is one :class:`~optuna.distributions.CategoricalDistribution` per
-edge, named ``edge_{s}_{t}`` (optionally behind a prefix when one trial suggests several cells), with
-the op *names* as choices. Names and choices are stable, which is what lets Optuna's samplers share
+Every space in :mod:`nasplug.search_spaces` is a digit space: a product space has one digit per edge
+``(s, t)`` (its op), named ``edge_{s}_{t}`` with the op *names* as choices; NB101 has edge bits and
+vertex ops, DARTS the input pairs and ops of each node (``space.params``). Each becomes one
+:class:`~optuna.distributions.CategoricalDistribution` (optionally behind a prefix when one trial
+suggests several cells). Names and choices are stable, which is what lets Optuna's samplers share
 history across trials, processes and resumed runs, and lets :class:`~nasplug.optuna.FilteredSampler`
 recognise the architecture part of a trial.
+
+Some digit vectors are not cells (an NB101 matrix without an input→output path, or with more than 9
+edges after pruning). :class:`~nasplug.optuna.FilteredSampler` — what ``nasplug search`` uses —
+draws the digits jointly and never proposes one; with another sampler,
+:func:`suggest_architecture` prunes such a trial before anything is trained.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.search.attrs import ATTR_ARCH, ATTR_KEY
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace, resolve_space
+from nasplug.search_spaces.base import edge_param
 
 if TYPE_CHECKING:  # optuna is imported lazily so that `import nasplug.optuna.params` stays cheap
     import optuna
@@ -24,20 +31,20 @@ if TYPE_CHECKING:  # optuna is imported lazily so that `import nasplug.optuna.pa
 
 def param_name(source: int, target: int, prefix: str = "") -> str:
     """The Optuna parameter name of edge ``(source, target)``: ``f"{prefix}edge_{source}_{target}"``."""
-    return f"{prefix}edge_{source}_{target}"
+    return f"{prefix}{edge_param(source, target)}"
 
 
-def arch_distributions(space: ProductSpace | str, prefix: str = "") -> dict[str, optuna.distributions.
-                                                                         CategoricalDistribution]:
-    """``{param name: CategoricalDistribution(op names)}`` for every edge, in the space's edge order."""
+def arch_distributions(space: DigitSpace | str, prefix: str = "") -> dict[str, optuna.distributions.
+                                                                       CategoricalDistribution]:
+    """``{param name: CategoricalDistribution(choices)}`` for every digit, in the space's order
+    (for a product space: ``edge_{s}_{t}`` with the op names)."""
     from optuna.distributions import CategoricalDistribution
 
     space = resolve_space(space)
-    choices = tuple(op.name for op in space.ops)
-    return {param_name(s, t, prefix): CategoricalDistribution(choices) for s, t in space.pairs}
+    return {f"{prefix}{name}": CategoricalDistribution(choices) for name, choices in space.params}
 
 
-def suggest_architecture(trial: optuna.Trial, space: ProductSpace | str = "nb201",
+def suggest_architecture(trial: optuna.Trial, space: DigitSpace | str = "nb201",
                          prefix: str = "") -> ArchGraph:
     """Suggest one architecture of ``space`` in a define-by-run objective.
 
@@ -58,35 +65,37 @@ def suggest_architecture(trial: optuna.Trial, space: ProductSpace | str = "nb201
     ...     return arch.path_stats().effective_width
     >>> study.optimize(objective, n_trials=3)
     """
+    import numpy as np
+    import optuna
+
     space = resolve_space(space)
     digits = []
-    choices = tuple(op.name for op in space.ops)
-    for s, t in space.pairs:
-        name = trial.suggest_categorical(param_name(s, t, prefix), choices)
-        digits.append(choices.index(name))
+    for name, choices in space.params:
+        digits.append(choices.index(trial.suggest_categorical(f"{prefix}{name}", choices)))
+    if not space.valid_digits(np.asarray([digits]))[0]:
+        raise optuna.TrialPruned(f"not a cell of {space.name} (e.g. no input→output path); nothing trained")
     arch = space.from_digits(digits)
     trial.set_user_attr(f"{prefix}{ATTR_ARCH}" if prefix else ATTR_ARCH, str(arch))
     trial.set_user_attr(f"{prefix}{ATTR_KEY}" if prefix else ATTR_KEY, arch.canonical_key())
     return arch
 
 
-def arch_to_params(arch: ArchGraph | str, space: ProductSpace | str = "nb201",
+def arch_to_params(arch: ArchGraph | str, space: DigitSpace | str = "nb201",
                    prefix: str = "") -> dict[str, str]:
     """The parameter dict of a cell, e.g. for ``study.enqueue_trial`` (warm-starting a search)."""
     space = resolve_space(space)
-    digits = space.digits(space.encode(arch))
-    return {param_name(s, t, prefix): space.ops[d].name for (s, t), d in zip(space.pairs, digits)}
+    digits = space.encode_digits(arch)
+    return {f"{prefix}{name}": choices[d] for (name, choices), d in zip(space.params, digits)}
 
 
-def params_to_arch(params: Mapping[str, Any], space: ProductSpace | str = "nb201",
+def params_to_arch(params: Mapping[str, Any], space: DigitSpace | str = "nb201",
                    prefix: str = "") -> ArchGraph:
     """The cell encoded by a trial's parameters (the inverse of :func:`arch_to_params`)."""
     space = resolve_space(space)
-    names = [op.name for op in space.ops]
     digits = []
-    for s, t in space.pairs:
-        key = param_name(s, t, prefix)
+    for name, choices in space.params:
+        key = f"{prefix}{name}"
         if key not in params:
             raise NasplugError(f"parameter {key!r} is missing: not a trial of {space!r}")
-        digits.append(names.index(params[key]))
+        digits.append(choices.index(params[key]))
     return space.from_digits(digits)

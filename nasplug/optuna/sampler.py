@@ -9,11 +9,13 @@ the trial asks for any of its edges, and answers every later edge of that trial 
 cell:
 
 * If the base sampler models the edges jointly (multivariate TPE — Optuna's default for single
-  objectives — or the GP sampler, once their relative search space contains the edges), the joint
-  draw happens in :meth:`sample_relative`, which asks the base sampler's ``sample_relative`` for
-  whole proposals.
-* Otherwise (random search, CMA-ES, which does not model categoricals, independent TPE, and every
-  sampler's first trials before anything has completed) the joint draw happens in
+  objectives — the GP sampler, or NSGA-II's crossover of two parents, once their relative search
+  space contains the edges), the joint draw happens in :meth:`sample_relative`, which asks the base
+  sampler's ``sample_relative`` for whole proposals (edges it leaves out, e.g. NSGA-II's mutations,
+  come from its ``sample_independent``).
+* Otherwise (random search, CMA-ES, which does not model categoricals, independent TPE — Optuna's
+  default for several objectives —, NSGA-II's first generation, and every sampler's first trials
+  before anything has completed) the joint draw happens in
   :meth:`sample_independent` on the first edge: each proposal is the base sampler's own independent
   draw of every edge, so the proposals follow exactly the distribution the base sampler would use.
 
@@ -55,7 +57,7 @@ from nasplug.optuna.params import arch_distributions
 from nasplug.scorers import oriented
 from nasplug.search import KeepMask, resolve_filter, resolve_scorer
 from nasplug.search.attrs import ATTR_FALLBACK, ATTR_PROXY, ATTR_REJECTED_PROPOSAL, ATTR_TRIES
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -94,9 +96,10 @@ class FilteredSampler(BaseSampler):
         With a scorer, how many distinct passing proposals to compare (default 1: no pre-screen).
     relative_retries
         How many joint proposals to ask of the base sampler's ``sample_relative`` per trial before
-        the remaining tries use its cheap independent draws. ``None``: all ``max_tries`` for TPE
-        (a joint TPE draw costs milliseconds), 1 for other samplers — a GP proposal optimizes an
-        acquisition function (~1 s) and tends to return the same point when asked again.
+        the remaining tries use its cheap independent draws. ``None``: all ``max_tries`` for TPE and
+        NSGA-II (a joint TPE draw or an NSGA-II crossover costs milliseconds; NSGA-II's independent
+        draws are uniform), 1 for other samplers — a GP proposal optimizes an acquisition function
+        (~1 s) and tends to return the same point when asked again.
     seed
         Seed of the wrapper's own random choices (fallback tie-breaks).
 
@@ -116,7 +119,7 @@ class FilteredSampler(BaseSampler):
         scorer: Any = None,
         max_tries: int = 20,
         *,
-        space: ProductSpace | str = "nb201",
+        space: DigitSpace | str = "nb201",
         prefix: str = "",
         fallback: str = "nearest",
         patience: int = 3,
@@ -139,7 +142,8 @@ class FilteredSampler(BaseSampler):
         self._patience = max(1, int(patience))
         self._candidates = int(candidates)
         if relative_retries is None:
-            relative_retries = max_tries if isinstance(self._base, optuna.samplers.TPESampler) else 1
+            cheap = (optuna.samplers.TPESampler, optuna.samplers.NSGAIISampler)
+            relative_retries = max_tries if isinstance(self._base, cheap) else 1
         self._relative_retries = max(1, int(relative_retries))
         self._seed = seed
         self._rng = np.random.default_rng(seed)
@@ -161,7 +165,7 @@ class FilteredSampler(BaseSampler):
         return self._filter
 
     @property
-    def space(self) -> ProductSpace:
+    def space(self) -> DigitSpace:
         return self._space
 
     @property
@@ -212,6 +216,7 @@ class FilteredSampler(BaseSampler):
             return {**proposal, **{n: self._pending_for(trial)[n] for n in arch_names}}
 
         state: dict[str, Any] = {"first": None, "asked": 0}
+        fixed = self._fixed(trial)
 
         def propose() -> dict[str, Any]:
             if state["asked"] < self._relative_retries:
@@ -221,12 +226,15 @@ class FilteredSampler(BaseSampler):
                 params = {n: v for n, v in state["first"].items() if n not in self._dists}
             if state["first"] is None:
                 state["first"] = params
+            # Optuna gives fixed (enqueued) parameters precedence over relative ones, so the
+            # filter must judge the cell with them, not the base sampler's values.
+            params.update(fixed)
             for name, dist in self._dists.items():
                 if name not in params:
                     params[name] = self._base.sample_independent(study, trial, name, dist)
             return params
 
-        accepted = self._draw(study, trial, propose)
+        accepted = self._draw(study, trial, propose, fixed)
         # Non-architecture relative parameters come from the accepted joint proposal (the same point
         # of the base sampler's model), or from the first proposal when the draw fell back.
         source = accepted["_proposal"] or state["first"] or {}
@@ -242,21 +250,23 @@ class FilteredSampler(BaseSampler):
         if pending is None:
             # Edges already fixed in this trial (enqueued, or suggested before) keep their value, so
             # the filter judges the cell the objective will really get.
-            fixed = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+            fixed = self._fixed(trial)
 
             def propose() -> dict[str, Any]:
-                params = {}
-                for name, dist in self._dists.items():
-                    if name in fixed and fixed[name] in dist.choices:
-                        params[name] = fixed[name]
-                    else:
-                        params[name] = self._base.sample_independent(study, trial, name, dist)
-                return params
+                return {name: fixed[name] if name in fixed else
+                        self._base.sample_independent(study, trial, name, dist)
+                        for name, dist in self._dists.items()}
 
-            pending = self._draw(study, trial, propose)
+            pending = self._draw(study, trial, propose, fixed)
         return pending[param_name]
 
     # ------------------------------------------------------------------ the joint draw
+    def _fixed(self, trial: FrozenTrial) -> dict[str, Any]:
+        """Architecture parameters this trial must keep: enqueued ones (``study.enqueue_trial``,
+        Optuna's ``fixed_params``) and ones already suggested."""
+        given = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+        return {n: v for n, v in given.items() if n in self._dists and v in self._dists[n].choices}
+
     def _is_arch_param(self, name: str, distribution: BaseDistribution) -> bool:
         return name in self._dists and distribution == self._dists[name]
 
@@ -270,9 +280,11 @@ class FilteredSampler(BaseSampler):
     def _params(self, digits: Sequence[int]) -> dict[str, Any]:
         return {name: choices[int(d)] for (name, choices), d in zip(zip(self._dists, self._choices), digits)}
 
-    def _draw(self, study: Study, trial: FrozenTrial,
-              propose: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Ask the base sampler for whole architectures until one passes; fall back if none does."""
+    def _draw(self, study: Study, trial: FrozenTrial, propose: Callable[[], dict[str, Any]],
+              fixed: dict[str, Any]) -> dict[str, Any]:
+        """Ask the base sampler for whole architectures until one passes; fall back if none does.
+        The fallbacks change only edges that are not ``fixed``; when no completion of the fixed
+        edges passes, the trial is marked ``none_passes`` (the objective then prunes it)."""
         passing: list[tuple[tuple[int, ...], dict[str, Any]]] = []
         rejected: set[tuple[int, ...]] = set()
         repeats, tries, last = 0, 0, None
@@ -298,17 +310,18 @@ class FilteredSampler(BaseSampler):
         else:
             proposal = None
             chosen = None
+            pinned = [name in fixed for name in self._dists]
             if self._fallback == "nearest":
-                chosen = self._index.nearest(last, self._rng)
+                chosen = self._index.nearest(last, self._rng, fixed=pinned)
             elif self._fallback == "uniform":
-                chosen = self._index.uniform(self._rng)
+                chosen = self._index.uniform(self._rng, fixed=[d if p else -1 for d, p in zip(last, pinned)])
             kind = self._fallback if chosen is not None else "proposal"
             if chosen is None:
                 chosen = last
                 if self._fallback != "proposal":
                     kind = "none_passes"
             attrs[ATTR_FALLBACK] = kind
-            attrs[ATTR_REJECTED_PROPOSAL] = str(self._space.from_digits(last))
+            attrs[ATTR_REJECTED_PROPOSAL] = self._describe(last)
         attrs[ATTR_TRIES] = tries
         accepted = self._params(chosen)
         if self._scorer is not None:
@@ -318,6 +331,12 @@ class FilteredSampler(BaseSampler):
         with self._lock:
             self._pending[trial._trial_id] = accepted
         return {**accepted, "_proposal": proposal}
+
+    def _describe(self, digits: Sequence[int]) -> str:
+        """The proposal's cell, or its parameters when the digits are no cell of the space."""
+        if self._space.valid_digits(np.asarray([digits]))[0]:
+            return str(self._space.from_digits(digits))
+        return f"not a cell: {self._params(digits)}"
 
     def _best(self, passing: list[tuple[tuple[int, ...], dict[str, Any]]]) -> tuple[tuple[int, ...], Any]:
         if self._scorer is None or len(passing) == 1:

@@ -2,74 +2,108 @@
 
 :func:`open_storage` resolves what a user types: a SQLite file path (the embedded default), any
 SQLAlchemy URL Optuna's ``RDBStorage`` accepts, or ``journal:PATH`` for Optuna's append-only
-``JournalStorage`` on a file (good on network file systems and with many processes).
+``JournalStorage`` on a file (good on network file systems and with many processes). An
+in-memory database (``sqlite://``) is refused: a search's storage must outlive the process.
+Creating a new SQLite file is serialized between the processes of one host (a file lock), so
+several searches started at the same instant on a new file all get the same schema.
 
-A worker killed mid-trial (``kill -9``, an OOM, a node lost) leaves its trial ``RUNNING`` forever.
-Optuna's heartbeat detects that for RDB storages only, and only after a grace period. Every worker
-of ours therefore tags its trials with ``host``/``pid``/process start time (:func:`tag_worker`), and
+A worker killed mid-trial (``kill -9``, an OOM, a node lost) or interrupted (Ctrl-C) leaves a
+trial that never finishes. The storages returned here tag every trial with the process that runs it
+(host, pid, process start time) **atomically with the trial's creation** (or, for an enqueued
+trial, before it becomes RUNNING), so there is no moment at which a RUNNING trial has no owner.
 :func:`recover_dead_trials` — run when a search (re)starts — fails exactly the RUNNING trials whose
 process is gone on this host, with the reason in ``nasplug:fail_reason``, and re-enqueues their
-parameters so the architecture is still evaluated. Trials of live workers (another process
-searching the same study right now) are left alone.
+parameters so the architecture is still evaluated; one process per host recovers at a time (a file
+lock), so a dead trial is retried exactly once. A Ctrl-C'd trial is marked and re-enqueued by its
+own worker (:func:`retry_later`). Neither kind counts towards a search's budget
+(:func:`counted_trials`). Trials of live workers are left alone; for workers on other machines,
+use Optuna's heartbeat (``heartbeat=``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from filelock import FileLock
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.trial import FrozenTrial, TrialState
 
+from nasplug.checks import writable_file
 from nasplug.errors import NasplugError
-from nasplug.search.attrs import ATTR_FAIL_REASON, ATTR_RETRY_OF
+from nasplug.search.attrs import ATTR_FAIL_REASON, ATTR_RETRY_OF, DEAD_WORKER, RETRIED_REASONS
 
 WORKER_ATTR = "nasplug:worker"
-#: Reason recorded on trials whose worker process died; such trials do not count towards budgets.
-DEAD_WORKER = "worker_died"
+#: Spellings of SQLite's in-memory database.
+IN_MEMORY = ("sqlite://", "sqlite:///:memory:", ":memory:")
 
 
 def storage_url(spec: str | os.PathLike) -> str:
     """A storage spec as Optuna's dashboard and CLI want it (``sqlite:///abs/path`` for a file)."""
     text = str(spec)
-    if text.startswith("journal:") or "://" in text:
+    if text.startswith("journal:") or "://" in text or text == ":memory:":
         return text
     return f"sqlite:///{Path(text).expanduser().resolve()}"
+
+
+def host_lock(*parts: str) -> FileLock:
+    """A lock shared by the processes of this host, named by ``parts`` (a storage URL, a study, a
+    purpose): a file in the temporary folder, released by the OS if its holder dies."""
+    digest = hashlib.blake2b("\0".join(parts).encode(), digest_size=12).hexdigest()
+    return FileLock(str(Path(tempfile.gettempdir()) / f"nasplug-{digest}.lock"))
 
 
 def open_storage(spec: str | os.PathLike, heartbeat: int | None = None) -> optuna.storages.BaseStorage:
     """Open ``spec``: a file path (SQLite), an SQLAlchemy URL, or ``journal:PATH``.
 
-    SQLite connections wait up to 60 s for a lock instead of failing at once, which is what lets
-    several local worker processes share one file. ``heartbeat`` (seconds) enables Optuna's
-    heartbeat on RDB storages, for workers on other machines.
+    The storage tags every trial it starts with its worker (see the module docstring). SQLite
+    connections wait up to 60 s for a lock instead of failing at once, which is what lets several
+    local worker processes share one file. ``heartbeat`` (seconds) enables Optuna's heartbeat on
+    RDB storages, for workers on other machines. Raises :class:`~nasplug.errors.NasplugError` for
+    an in-memory database, a file that cannot be created, or a URL that cannot be opened.
     """
     text = str(spec)
+    if text in IN_MEMORY or text.startswith("sqlite:///:memory:"):
+        raise NasplugError(f"storage {text!r} is an in-memory database, which ends with the process: "
+                           "give a file (PATH.db, sqlite:///PATH) or journal:PATH to store the study")
     if text.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
-        path = Path(text[len("journal:"):]).expanduser()
         if not text[len("journal:"):]:
             raise NasplugError("journal storage needs a file: journal:PATH")
+        path = writable_file(text[len("journal:"):], "journal file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        storage = TaggedJournalStorage(JournalFileBackend(str(path)))
+        storage.location = f"journal:{path.resolve()}"
+        return storage
     url = storage_url(text)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        path = writable_file(url[len("sqlite:///"):], "storage file")
+        path.parent.mkdir(parents=True, exist_ok=True)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     if heartbeat:
         kwargs["heartbeat_interval"] = int(heartbeat)
         kwargs["grace_period"] = 2 * int(heartbeat)
         kwargs["heartbeat_stale_trial_callback"] = optuna.storages.RetryHeartbeatStaleTrialCallback()
     try:
-        return optuna.storages.RDBStorage(url, **kwargs)
+        # Creating the schema of a new database is not safe under concurrency (two processes get
+        # "table studies already exists" or a duplicate alembic version): one process at a time.
+        with host_lock(url, "create"):
+            storage = TaggedRDBStorage(url, **kwargs)
     except Exception as err:  # bad URL, missing driver: a user error, one line
         raise NasplugError(f"cannot open storage {text!r}: {err}") from None
+    storage.location = url
+    return storage
 
 
+# ---------------------------------------------------------------------- worker tags
 def _start_time(pid: int) -> str | None:
     """The process start time (clock ticks since boot) from /proc, to tell a reused PID apart."""
     try:
@@ -91,49 +125,133 @@ def _alive(pid: int, start: str | None) -> bool:
     return True
 
 
-def tag_worker(trial: optuna.Trial) -> None:
-    """Record which process runs this trial (host, pid, start time) in its system attributes."""
+def worker_tag() -> dict[str, Any]:
+    """This process as a trial's owner: host, pid and process start time."""
     pid = os.getpid()
-    trial.storage.set_trial_system_attr(
-        trial._trial_id, WORKER_ATTR, {"host": socket.gethostname(), "pid": pid, "start": _start_time(pid)})
+    return {"host": socket.gethostname(), "pid": pid, "start": _start_time(pid)}
+
+
+def worker_alive(tag: dict[str, Any] | None) -> bool | None:
+    """Whether the process of a worker tag still runs (``None``: unknown — no tag, another host)."""
+    if not tag or tag.get("host") != socket.gethostname():
+        return None
+    return _alive(int(tag["pid"]), tag.get("start"))
+
+
+def tag_worker(trial: optuna.Trial) -> None:
+    """Record which process runs this trial, for a storage that did not tag it at creation (a
+    storage not opened with :func:`open_storage`)."""
+    if WORKER_ATTR not in trial.storage.get_trial(trial._trial_id).system_attrs:
+        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker_tag())
+
+
+class _Tagging:
+    """Storage mixin: every trial this process creates RUNNING carries its worker tag from its
+    first write, and an enqueued trial is tagged before it turns RUNNING. ``location`` is where
+    the storage was opened (a URL or ``journal:PATH``), which names its host locks."""
+
+    location: str | None = None
+
+    @staticmethod
+    def _tagged(template: FrozenTrial | None) -> FrozenTrial | None:
+        if template is None:
+            return optuna.trial.create_trial(state=TrialState.RUNNING,
+                                             system_attrs={WORKER_ATTR: worker_tag()})
+        if template.state == TrialState.RUNNING and WORKER_ATTR not in template.system_attrs:
+            template = optuna.trial.FrozenTrial(
+                number=template.number, state=template.state, value=None, values=template.values,
+                datetime_start=template.datetime_start or datetime.now(), datetime_complete=None,
+                params=template.params, distributions=template.distributions,
+                user_attrs=template.user_attrs,
+                system_attrs={**template.system_attrs, WORKER_ATTR: worker_tag()},
+                intermediate_values=template.intermediate_values, trial_id=template._trial_id)
+        return template
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values=None) -> bool:
+        if state != TrialState.RUNNING:
+            return super().set_trial_state_values(trial_id, state, values)
+        # Popping a WAITING trial: tag first, so the trial is never RUNNING without an owner. If
+        # another process wins the pop, it re-tags right after; a trial is therefore recovered at
+        # the latest once every process that tried to start it has ended.
+        self.set_trial_system_attr(trial_id, WORKER_ATTR, worker_tag())
+        if not super().set_trial_state_values(trial_id, state, values):
+            return False
+        self.set_trial_system_attr(trial_id, WORKER_ATTR, worker_tag())
+        return True
+
+
+class TaggedRDBStorage(_Tagging, RDBStorage):
+    """Optuna's ``RDBStorage`` whose trials carry their worker tag from creation."""
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        return super()._create_new_trial(study_id, self._tagged(template_trial))
+
+
+class TaggedJournalStorage(_Tagging, JournalStorage):
+    """Optuna's ``JournalStorage`` whose trials carry their worker tag from creation."""
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        return super().create_new_trial(study_id, self._tagged(template_trial))
+
+
+# ---------------------------------------------------------------------- recovery and budgets
+def retry_later(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> None:
+    """Enqueue the parameters of a trial that will not finish, marked ``nasplug:retry_of`` (with no
+    parameters yet — it died before sampling — the retry is a fresh trial in its place)."""
+    study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number})
 
 
 def recover_dead_trials(study: optuna.Study, retry: bool = True) -> list[int]:
     """Fail the RUNNING trials whose worker process on this host is gone; re-enqueue their params.
 
-    Returns the numbers of the trials recovered. Trials without a worker tag, or tagged by another
-    host, are left alone (use Optuna's heartbeat for those).
+    Returns the numbers of the trials recovered. One process of this host recovers a study at a
+    time, and re-reads each trial under that lock, so a dead trial is recovered (and retried)
+    exactly once however many searches start at the same instant. Trials without a worker tag,
+    or tagged by another host, are left alone (use Optuna's heartbeat for those).
     """
-    host, recovered = socket.gethostname(), []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = trial.system_attrs.get(WORKER_ATTR)
-        if not worker or worker.get("host") != host or _alive(int(worker["pid"]), worker.get("start")):
-            continue
-        storage = study._storage
-        try:
-            storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
-                                        f"{DEAD_WORKER}: process {worker['pid']} ended mid-trial")
-            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+    recovered = []
+    storage = study._storage
+    candidates = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                  if worker_alive(t.system_attrs.get(WORKER_ATTR)) is False]
+    if not candidates:
+        return recovered
+    with host_lock(storage_location(storage), study.study_name, "recover"):
+        for trial in candidates:
+            fresh = storage.get_trial(trial._trial_id)
+            worker = fresh.system_attrs.get(WORKER_ATTR)
+            if fresh.state != TrialState.RUNNING or worker_alive(worker) is not False:
+                continue  # finished, recovered by another process, or re-tagged by a live one
+            try:
+                storage.set_trial_user_attr(trial._trial_id, ATTR_FAIL_REASON,
+                                            f"{DEAD_WORKER}: process {worker['pid']} ended mid-trial")
+                if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                    continue
+            except optuna.exceptions.UpdateFinishedTrialError:
                 continue
-        except Exception:  # another process recovered it first
-            continue
-        recovered.append(trial.number)
-        if retry and trial.params:
-            study.enqueue_trial(trial.params, user_attrs={ATTR_RETRY_OF: trial.number})
+            recovered.append(fresh.number)
+            if retry:
+                retry_later(study, fresh)
     return recovered
 
 
+def storage_location(storage: Any) -> str:
+    """Where a storage from :func:`open_storage` was opened (a URL with an absolute SQLite path, or
+    ``journal:`` and an absolute path): the stable name of its host locks."""
+    inner = getattr(storage, "_backend", None) if type(storage).__name__ == "_CachedStorage" else storage
+    return getattr(inner, "location", None) or f"{type(inner).__name__}:{id(inner)}"
+
+
+def retried(trial: FrozenTrial) -> bool:
+    """Whether a trial failed because its worker died or was interrupted (it is retried)."""
+    reason = str(trial.user_attrs.get(ATTR_FAIL_REASON, ""))
+    return trial.state == TrialState.FAIL and reason.split(":")[0] in RETRIED_REASONS
+
+
 def counted_trials(study: optuna.Study) -> int:
-    """Trials that count towards a search budget: finished or running, except dead-worker failures
-    (their parameters are retried) — so a resumed search ends with the number of trials asked for."""
-    n = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.WAITING:
-            continue
-        if t.state == TrialState.FAIL and str(t.user_attrs.get(ATTR_FAIL_REASON, "")).startswith(DEAD_WORKER):
-            continue
-        n += 1
-    return n
+    """Trials that count towards a search budget: finished or running, except dead-worker and
+    interrupted failures (their parameters are retried) — so a resumed search ends with the
+    number of trials asked for."""
+    return sum(t.state != TrialState.WAITING and not retried(t) for t in study.get_trials(deepcopy=False))
 
 
 class StopAtTrials:

@@ -13,6 +13,11 @@ ATTR_EVALUATED = "nasplug:evaluated"
 ATTR_DUPLICATE_OF = "nasplug:duplicate_of"
 #: Why a trial failed: ``"<reason>: <detail>"`` (reasons: diverged, untrainable, missing, ...).
 ATTR_FAIL_REASON = "nasplug:fail_reason"
+#: Fail reasons of trials that will not finish but are retried, and so count towards no budget:
+#: the worker process died mid-trial, or the trial was interrupted (Ctrl-C).
+DEAD_WORKER = "worker_died"
+INTERRUPTED = "interrupted"
+RETRIED_REASONS = (DEAD_WORKER, INTERRUPTED)
 #: Name of the filter that rejected a cell inside the objective (a pruned trial, never trained).
 ATTR_REJECTED_BY = "nasplug:rejected_by"
 #: The training-free score of the trial's cell, when the search has a scorer.

@@ -1,9 +1,17 @@
 """A search's settings as one typed, validated, picklable object shared by every backend.
 
 :class:`SearchConfig` is what ``nasplug search`` builds from its options and what the Optuna runner
-(and the Ray backend) consume; worker processes receive it as it is. The **evaluation identity**
-(:meth:`SearchConfig.identity`) is the part that determines what a trial's value means — space,
-objective, data, model, training settings, direction, filter — and is stored with the study.
+(and the Ray backend) consume; worker processes receive it as it is.
+
+**A study's identity.** :meth:`SearchConfig.identity` is everything that decides what a trial's
+value *means* — space, objective, benchmark or user function, dataset, model, width, init, LR rule,
+epochs, metric, direction, filter, dedupe and its key rule, the objectives of a multi-objective
+search — with every default resolved. A backend
+stores it with the study when it creates it and calls :meth:`SearchConfig.check_identity` before
+it creates any trial of an existing study: a rerun with other settings is refused with one line
+(give a new study name for a new study) instead of mixing values that mean different things.
+Settings that only change *how* the space is searched (sampler, seed, max tries, workers, timeout,
+pruner, storage) may change between runs of one study.
 """
 
 from __future__ import annotations
@@ -12,27 +20,42 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from nasplug import checks
 from nasplug.errors import NasplugError
+from nasplug.search.costs import Network
+from nasplug.search.dedupe import key_rule
 from nasplug.search.evaluation import Evaluator, load_callable, table_evaluator, train_evaluator
+from nasplug.search.objectives import ObjectiveSet, format_objectives, parse_objectives
 from nasplug.search_spaces import get as get_space
+from nasplug.theory.hparams import DEFAULT_BASE_LR, DEFAULT_WIDTH, MODELS
 
 OBJECTIVES = ("train", "table", "custom")
 DIRECTIONS = ("maximize", "minimize")
-SAMPLERS = ("tpe", "random", "cmaes", "gp")
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")
 PRUNERS = ("none", "median")
-#: Fields that make up the evaluation identity (what a stored value means).
-IDENTITY_FIELDS = ("space", "objective", "benchmark", "callable", "dataset", "model", "epochs",
-                   "base_lr", "direction", "filter", "dedupe")
+INITS = ("arch_aware", "arch_aware_source", "he", "torch")
+#: The default study name: one study per storage unless named (a rerun with other evaluation
+#: settings is refused rather than silently starting a second study next to the first).
+DEFAULT_STUDY_NAME = "nasplug-search"
+#: The LR rule of the training objective: base LR × the cell's [C24] max-LR multiplier.
+LR_RULE = "base_lr x lr_multiplier [C24]"
 
 
 @dataclass
 class SearchConfig:
     """Everything a search needs, as plain data.
 
-    ``objective`` is ``"train"`` (train each cell, ``dataset``/``model``/``epochs``/``base_lr``),
-    ``"table"`` (look values up in the NAS-Bench-201 file ``benchmark``, ``dataset`` = its dataset)
-    or ``"custom"`` (the user's ``callable`` = ``"module:function"``). ``storage`` is a SQLite file,
-    an SQLAlchemy URL or ``journal:PATH``; ``study_name`` defaults to one derived from the settings.
+    ``objective`` is ``"train"`` (train each cell: ``dataset``, ``model``, ``width``, ``init``,
+    ``epochs``, ``base_lr``; selected on validation accuracy in %), ``"table"`` (look values up
+    in the NAS-Bench-201 file ``benchmark``, ``dataset`` = its dataset) or ``"custom"`` (the
+    user's ``callable`` = ``"module:function"``). ``storage`` is a SQLite file, an SQLAlchemy URL
+    or ``journal:PATH``. ``final_top`` best distinct cells of a training search are retrained
+    with ``final_seeds`` seeds and evaluated once on the test split (``0`` to skip).
+    ``objectives`` (e.g. ``"accuracy,params"``) makes the search multi-objective: the accuracy
+    against costs of the network (:mod:`nasplug.search.objectives`); kept in normalized form.
+
+    Raises :class:`~nasplug.errors.NasplugError` (one line naming the setting and its allowed
+    values) for anything invalid, before any work.
     """
 
     space: str = "nb201"
@@ -43,7 +66,9 @@ class SearchConfig:
     dataset: str | None = None
     data_root: str | None = None
     model: str | None = None
-    epochs: int = 3
+    width: int | None = None
+    init: str = "arch_aware"
+    epochs: int = 10
     base_lr: float | None = None
     device: str = "auto"
     filter: str = "dag_box"
@@ -59,54 +84,135 @@ class SearchConfig:
     study_name: str | None = None
     heartbeat: int | None = None
     jobs: int = 1
+    final_top: int = 3
+    final_seeds: int = 3
     quiet: bool = False
+    objectives: str | None = None
 
     def __post_init__(self) -> None:
         self.filter = (self.filter or "none").strip()
-        if self.objective not in OBJECTIVES:
-            raise NasplugError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        checks.choice("objective", self.objective, OBJECTIVES)
+        checks.choice("direction", self.direction, DIRECTIONS)
+        checks.choice("sampler", self.sampler, SAMPLERS)
+        checks.choice("pruner", self.pruner, PRUNERS)
+        checks.choice("init", self.init, INITS)
+        checks.device(self.device)
+        for name, low in (("n_trials", 1), ("jobs", 1), ("max_tries", 1), ("epochs", 1),
+                          ("final_top", 0), ("final_seeds", 1)):
+            setattr(self, name, checks.integer(name, getattr(self, name), low))
+        if self.timeout is not None:
+            self.timeout = checks.number("timeout", self.timeout, 0.0, low_open=True)
+        if self.heartbeat is not None:
+            self.heartbeat = checks.integer("heartbeat", self.heartbeat, 1)
+        if self.sampler == "cmaes":
+            raise NasplugError(
+                "sampler cmaes models only numerical parameters, and every parameter of an "
+                "architecture search is categorical (one op per edge): CMA-ES would sample at "
+                "random. Use --sampler random to say so, or tpe / gp to model the edges")
         if self.objective == "table" and not self.benchmark:
             raise NasplugError("a table objective needs a benchmark file (--benchmark FILE)")
         if self.objective == "custom" and not self.callable:
             raise NasplugError("a custom objective needs --objective MODULE:FUNCTION")
-        if self.direction not in DIRECTIONS:
-            raise NasplugError(f"direction must be maximize or minimize, got {self.direction!r}")
-        if self.sampler not in SAMPLERS:
-            raise NasplugError(f"sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.pruner not in PRUNERS:
-            raise NasplugError(f"pruner must be one of {', '.join(PRUNERS)}, got {self.pruner!r}")
-        for name in ("n_trials", "jobs", "max_tries", "epochs"):
-            if int(getattr(self, name)) < 1:
-                raise NasplugError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.objective != "train":
-            self.model = None
-        if self.objective == "table":
-            self.dataset = self.dataset or "cifar10"
-        elif self.objective == "train":
-            self.dataset = self.dataset or "digits"
-            self.model = self.model or ("mlp" if self.dataset == "digits" else "nb201")
-        else:
-            self.dataset = None
         if self.objective != "custom" and self.direction != "maximize":
             raise NasplugError("accuracies are maximized: --direction is for --objective only")
+        if self.objective == "table":
+            self.dataset = self.dataset or "cifar10"
+            self.benchmark = str(Path(self.benchmark).expanduser().resolve())
+        elif self.objective == "train":
+            self.dataset = (self.dataset or "digits").lower()
+            default_model = "cnn" if self.dataset == "digits" else "nb201"
+            self.model = checks.choice("model", self.model or default_model, MODELS)
+            self.width = DEFAULT_WIDTH[self.model] if self.width is None else \
+                checks.integer("width", self.width, 1)
+            self.base_lr = DEFAULT_BASE_LR[self.model] if self.base_lr is None else \
+                checks.number("base_lr", self.base_lr, 0.0, low_open=True)
+        else:
+            self.dataset = None
+        if self.objective != "train":  # settings of the training objective only
+            self.model = self.width = self.base_lr = None
+        if self.objectives is not None:
+            self._check_objectives()
         get_space(self.space)  # an unknown space is a one-line error before any work
         if self.study_name is None:
-            self.study_name = self.default_study_name()
+            self.study_name = DEFAULT_STUDY_NAME
 
-    # ------------------------------------------------------------------ derived
-    def default_study_name(self) -> str:
+    def _check_objectives(self) -> None:
+        self.objectives = format_objectives(parse_objectives(self.objectives))
+        if self.pruner != "none":
+            raise NasplugError("--pruner stops trials on one intermediate value: not with --objectives")
+        self.network()  # no network (a custom objective), or one that cannot take the data: one line now
+
+    # ------------------------------------------------------------------ multi-objective
+    @property
+    def directions(self) -> tuple[str, ...]:
+        """The study's directions: one per objective."""
+        if self.objectives is None:
+            return (self.direction,)
+        return tuple(o.direction for o in parse_objectives(self.objectives))
+
+    def network(self) -> Network:
+        """The network a cell's costs describe: the trained model, or NB201's for a table lookup."""
+        if self.objective == "custom":
+            raise NasplugError("--objectives charges the costs of the network nasplug trains or looks up; "
+                               "a custom --objective has none")
+        if self.objective == "train":
+            return Network.for_dataset(self.model, self.dataset, self.width)
+        return Network.for_dataset("nb201", self.dataset)
+
+    def objective_set(self) -> ObjectiveSet | None:
+        """The objective vector of a multi-objective search (``None`` for a single objective)."""
+        if self.objectives is None:
+            return None
+        return ObjectiveSet(self.objectives, self.network(), device=self.device)
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def key_rule(self) -> str:
+        """Which cells share one evaluation (:func:`~nasplug.search.dedupe.key_rule`)."""
+        return key_rule(self.objective, self.model)
+
+    @property
+    def metric(self) -> str:
+        """What a trial's value is, in words (metric and split)."""
+        if self.objective == "train":
+            return "validation accuracy (%)"
         if self.objective == "table":
-            label = f"table-{self.dataset}"
-        elif self.objective == "custom":
-            label = "custom-" + str(self.callable).replace(":", ".")
-        else:
-            label = f"train-{self.dataset}-{self.epochs}ep"
-        return f"nasplug-{self.space}-{label}-{self.sampler}-{self.filter}-seed{self.seed}"
+            return f"{self.dataset} test accuracy (%) from the benchmark table"
+        return f"the value returned by {self.callable}"
 
     def identity(self) -> dict[str, Any]:
-        """The evaluation identity: the settings that decide what a trial's value means."""
-        return {name: getattr(self, name) for name in IDENTITY_FIELDS}
+        """The evaluation identity: the settings (defaults resolved) that decide what a trial's
+        value means, as a JSON-ready dict."""
+        out: dict[str, Any] = {"space": self.space, "objective": self.objective, "metric": self.metric,
+                               "direction": self.direction, "filter": self.filter,
+                               "dedupe": self.dedupe, "key_rule": self.key_rule,
+                               "objectives": self.objectives}
+        if self.objective == "table":
+            out.update(benchmark=self.benchmark, dataset=self.dataset)
+        elif self.objective == "custom":
+            out.update(callable=self.callable)
+        else:
+            out.update(dataset=self.dataset, model=self.model, width=self.width, init=self.init,
+                       epochs=self.epochs, lr_rule=LR_RULE, base_lr=self.base_lr)
+        return out
 
+    def check_identity(self, stored: dict[str, Any] | None, where: str = "") -> None:
+        """Refuse to continue a study created with another identity (``stored``; ``None`` for a
+        new study): one :class:`~nasplug.errors.NasplugError` listing the differences."""
+        if stored is None:
+            return
+        ours = self.identity()
+        diff = [k for k in ours if stored.get(k) != ours[k]]  # a key the study lacks differs too
+        if not diff:
+            return
+        then = ", ".join(f"{k}={stored.get(k)}" for k in diff)
+        now = ", ".join(f"{k}={ours.get(k)}" for k in diff)
+        raise NasplugError(
+            f"study {self.study_name!r}{' in ' + where if where else ''} was created with {then}; this "
+            f"run has {now}. Rerun with the study's settings to continue it, or give --study-name "
+            "NEW (or another --out) to start a new study")
+
+    # ------------------------------------------------------------------ plain data
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -115,6 +221,7 @@ class SearchConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
+    # ------------------------------------------------------------------ evaluation
     def evaluator(self) -> Evaluator:
         """The evaluator of this search's objective (loads the table / data / user function)."""
         if self.objective == "table":
@@ -124,5 +231,23 @@ class SearchConfig:
         if self.objective == "custom":
             return load_callable(self.callable)
         return train_evaluator(self.dataset, data_root=self.data_root, model=self.model,
-                               epochs=self.epochs, base_lr=self.base_lr, seed=self.seed,
-                               device=self.device)
+                               width=self.width, init=self.init, epochs=self.epochs,
+                               base_lr=self.base_lr, seed=self.seed, device=self.device)
+
+    def describe(self) -> str:
+        """What one evaluation does, in one sentence: model, epochs, LR rule, metric and split."""
+        if self.objective == "table":
+            return (f"each cell's {self.dataset} test accuracy (%) is looked up in the benchmark "
+                    f"table {self.benchmark} (no training; the table has no validation split)")
+        if self.objective == "custom":
+            return f"each cell is evaluated by {self.callable} ({self.direction}d)"
+        model = {"mlp": "the theory MLP-DAG (convs as linear layers, pooling as the identity)",
+                 "cnn": "a CNN-DAG (conv edges ReLU-conv-BN, 3x3 stem, global average pooling)",
+                 "nb201": "the NAS-Bench-201 macro network",
+                 "nb101": "the NAS-Bench-101 network",
+                 "darts": "the DARTS / NAS-Bench-301 network"}[self.model]
+        return (f"each cell is trained as {model} of width {self.width} on {self.dataset} for "
+                f"{self.epochs} epochs (SGD, {self.init} init, LR = {self.base_lr:g} x the cell's [C24] "
+                "max-LR multiplier), "
+                "scored by its validation accuracy (%); the test split is used only once, for the "
+                "best cells at the end")

@@ -1,19 +1,55 @@
-"""Never evaluate the same function twice: results cached by canonical key.
+"""Never evaluate the same network twice: results cached by the key of what is evaluated.
 
-Two cells with equal :meth:`~nasplug.ArchGraph.canonical_key` compute the same function (dead edges
-removed, sums commutative, skips transparent), so a search evaluates the first and answers the
-others from :class:`ResultCache`. A backend feeds the cache from where its results live (Optuna: the
-study's storage, so processes sharing a storage share the cache; Ray: the searcher's state) and
-asks it before launching an evaluation. Keys being evaluated right now are tracked too, so a
-backend that runs trials concurrently can park a duplicate of a *running* cell instead of training
-it a second time.
+Which cells are "the same" depends on the evaluation (:func:`key_rule`, :func:`evaluation_key`):
+
+* ``"function"`` — :meth:`~nasplug.ArchGraph.canonical_key`: equal for cells that compute the same
+  function (dead edges removed, sums commutative, skips transparent); NB201's 15,625 cells are
+  4,930 functions. Used when cells are trained as convolutional networks (``cnn``, ``nb201``)
+  and for user objectives.
+* ``"mlp_function"`` — the canonical key of :meth:`~nasplug.ArchGraph.abstract`: the theory MLP
+  trains every conv as a linear layer and pooling as the identity, so NB201's cells are only 78
+  distinct MLPs.
+* ``"cell"`` — the cell itself: a benchmark table has its own entry for every cell.
+
+A search evaluates the first cell of a key and answers the others from :class:`ResultCache`. A
+backend feeds the cache from where its results live (Optuna: the study's storage, so processes
+sharing a storage share the cache; Ray: the searcher's state) and asks it before launching an
+evaluation. Keys being evaluated right now are tracked too, so a backend that runs trials
+concurrently can park a duplicate of a *running* cell instead of training it a second time.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from nasplug.errors import NasplugError
+from nasplug.graph import ArchGraph
+
+KEY_RULES = ("function", "mlp_function", "cell")
+
+
+def key_rule(objective: str, model: str | None = None) -> str:
+    """The key rule of an evaluation: ``"cell"`` for a table lookup, ``"mlp_function"`` for
+    training the theory MLP (``model="mlp"``), ``"function"`` otherwise."""
+    if objective == "table":
+        return "cell"
+    if objective == "train" and model == "mlp":
+        return "mlp_function"
+    return "function"
+
+
+def evaluation_key(rule: str) -> Callable[[ArchGraph], str]:
+    """``arch -> key`` of a rule (:data:`KEY_RULES`); equal keys share one evaluation."""
+    if rule == "function":
+        return ArchGraph.canonical_key
+    if rule == "mlp_function":
+        return lambda arch: arch.abstract().canonical_key()
+    if rule == "cell":
+        return lambda arch: f"cell:{arch}"
+    raise NasplugError(f"key rule must be one of {', '.join(KEY_RULES)}, got {rule!r}")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ exception from ``report`` to stop the evaluation early. A failed evaluation rais
 
 * :func:`table_evaluator` — a NAS-Bench-201 table lookup (fast, reproducible search experiments);
 * :func:`train_evaluator` — training with the cell's principled initialization and maximal learning
-  rate [C24] (digits by default, CIFAR/ImageNet16-120 from a folder);
+  rate [C24] (digits by default, CIFAR/ImageNet16-120 from a folder), valued on the validation split;
 * :func:`load_callable` — a user's ``module:function``.
 """
 
@@ -23,11 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from nasplug.errors import ArchError, NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.nasbench import load_benchmark
 from nasplug.search.attrs import ATTR_LR, ATTR_TRAIN_SECONDS
-from nasplug.search_spaces import ProductSpace, resolve_space
+from nasplug.search_spaces import DigitSpace, resolve_space
 
 Report = Callable[[int, float], None]
 
@@ -75,16 +77,23 @@ def check_value(result: Any) -> Evaluation:
     return Evaluation(value, dict(attrs))
 
 
-def table_evaluator(path: str, dataset: str = "cifar10", space: ProductSpace | str = "nb201",
-                    metric: str = "test_accuracy") -> Evaluator:
-    """Look up ``metric`` of ``dataset`` for a cell in a NAS-Bench-201 file (any form
-    :func:`nasplug.nasbench.load_benchmark` reads). A cell missing from the table fails with
-    reason ``missing``. ``report`` is not called (a lookup has no intermediate values)."""
+def table_evaluator(path: str, dataset: str = "cifar10", space: DigitSpace | str = "nb201",
+                    metric: str | None = None) -> Evaluator:
+    """Look up ``metric`` (default: the table's, ``test_accuracy`` when it has one) of ``dataset``
+    for a cell in a benchmark file (any form :func:`nasplug.nasbench.load_benchmark` reads: an
+    NB201 file for ``nb201``, an NB101 / NB301 file or table of cells for ``nb101`` / ``nb301``). A
+    cell missing from the table fails with reason ``missing``. ``report`` is not called (a lookup has
+    no intermediate values)."""
     space = resolve_space(space)
-    table = load_benchmark(path)
+    table = load_benchmark(path).labelled([dataset])
+    metric = metric or table.default_metric
     rows = table.space_indices(space)
     values = table.column(dataset, metric)
-    lookup = dict(zip(rows.tolist(), values.tolist()))
+    cells, where = np.unique(rows, return_inverse=True)  # a cell measured more than once: the mean
+    with np.errstate(invalid="ignore"):
+        means = (np.bincount(where, weights=np.nan_to_num(values))
+                 / np.bincount(where, weights=np.isfinite(values)))
+    lookup = dict(zip(cells.tolist(), means.tolist()))
 
     def evaluate(arch: ArchGraph, report: Report | None = None) -> float:
         value = lookup.get(space.encode(arch))
@@ -95,37 +104,66 @@ def table_evaluator(path: str, dataset: str = "cifar10", space: ProductSpace | s
     return evaluate
 
 
-def train_evaluator(dataset: str = "digits", *, data_root: str | None = None, model: str = "mlp",
-                    epochs: int = 3, base_lr: float | None = None, seed: int = 0, device: str = "auto",
+#: Fraction of the training split held out for validation when a dataset has no validation split.
+VALID_FRACTION = 0.1
+
+
+def train_evaluator(dataset: str = "digits", *, data_root: str | None = None, model: str = "cnn",
+                    width: int | None = None, init: str = "arch_aware", epochs: int = 10,
+                    base_lr: float | None = None, seed: int = 0, device: str = "auto",
                     **train_kwargs: Any) -> Evaluator:
-    """Train each cell with its principled init and LR; returns its test accuracy (in %) with the
-    learning rate and training seconds as attributes (``nasplug:lr``, ``nasplug:train_seconds``).
+    """Train each cell with its principled init and LR; its value is the **validation** accuracy
+    (in %) after the last epoch, with the learning rate and training seconds as attributes
+    (``nasplug:lr``, ``nasplug:train_seconds``). The test split is never evaluated: a search
+    selects on validation, and only its best cells are tested, once (:mod:`nasplug.search.final`).
 
-    The dataset is loaded once. ``report(epoch, test accuracy in %)`` is called after every
-    epoch (epochs count from 1). A cell without an input→output path fails as ``untrainable``, a
-    diverged run as ``diverged``.
+    The dataset is loaded once (a dataset without a validation split gets
+    :data:`VALID_FRACTION` of its training split held out). ``report(epoch, validation accuracy
+    in %)`` is called after every epoch (epochs count from 1). On CPU, training uses one thread
+    per worker process (tiny networks lose more to thread contention than they gain; use
+    several workers for several cores). A cell without an input→output path fails as
+    ``untrainable``, a diverged run as ``diverged``.
     """
-    from nasplug.data import load_dataset
-    from nasplug.train import train_arch
-
-    data = load_dataset(dataset, data_root)
+    data = evaluation_data(dataset, data_root)
 
     def evaluate(arch: ArchGraph, report: Report | None = None) -> Evaluation:
         def callback(epoch: int, metrics: dict[str, float]) -> None:
-            if report is not None and "test_acc" in metrics and math.isfinite(metrics["test_acc"]):
-                report(int(epoch), 100.0 * metrics["test_acc"])
+            if report is not None and "valid_acc" in metrics and math.isfinite(metrics["valid_acc"]):
+                report(int(epoch), 100.0 * metrics["valid_acc"])
 
-        try:
-            result = train_arch(arch, data, model=model, epochs=epochs, base_lr=base_lr, seed=seed,
-                                device=device, callback=callback, progress=False, **train_kwargs)
-        except ArchError as err:  # e.g. no input→output path: no principled LR exists
-            raise EvaluationFailed("untrainable", str(err)) from None
-        if not result.ok:
-            raise EvaluationFailed(result.status, result.reason)
-        return Evaluation(100.0 * float(result.test_acc),
+        result = train_once(arch, data, model=model, width=width, init=init, epochs=epochs,
+                            base_lr=base_lr, seed=seed, device=device, callback=callback, test=False,
+                            **train_kwargs)
+        return Evaluation(100.0 * float(result.valid_acc),
                           {ATTR_LR: float(result.lr), ATTR_TRAIN_SECONDS: round(result.seconds, 3)})
 
     return evaluate
+
+
+def evaluation_data(dataset: str, data_root: str | None = None):
+    """The dataset a training search uses: train / validation / test splits (a validation split
+    carved from the training split when the dataset has none)."""
+    from nasplug.data import load_dataset
+
+    return load_dataset(dataset, data_root).with_validation(VALID_FRACTION)
+
+
+def train_once(arch: ArchGraph, data, **kwargs: Any):
+    """:func:`nasplug.train.train_arch` as a search runs it (one CPU thread, no progress bar);
+    an untrainable cell or a diverged run raises :class:`EvaluationFailed`."""
+    import torch
+
+    from nasplug.train import resolve_device, train_arch
+
+    if resolve_device(kwargs.get("device", "auto")).type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        result = train_arch(arch, data, progress=False, **kwargs)
+    except ArchError as err:  # e.g. no input→output path: no principled LR exists
+        raise EvaluationFailed("untrainable", str(err)) from None
+    if not result.ok:
+        raise EvaluationFailed(result.status, result.reason)
+    return result
 
 
 def load_callable(spec: str) -> Evaluator:

@@ -6,9 +6,11 @@ Every kernel of nasplug (the NNGP of [C22] and the NTK) is one recursion over th
     z_t = Σ_{skip-like (a,t)} g_at z_a + Σ_{param (s,t)} W_st φ(z_s),       W_st ~ N(0, σ_st²/n)
 
 in which an edge is absent, skip-like with a gain ``g`` (skip: 1; the NTK's conv/pool-aware kernel
-models average pooling as ``g = √γ``), or parameterized with a forward variance ``σ²`` and an
-own-term weight ``ω`` (the NTK's weight on its own gradient, :mod:`nasplug.theory.ntk`).
-:class:`EdgeModels` holds that per edge.
+models average pooling as ``g = √γ``), parameterized with a forward variance ``σ²`` and an own-term
+weight ``ω`` (the NTK's weight on its own gradient, :mod:`nasplug.theory.ntk`), or a **concat
+block**: node ``t`` with ``k`` concat in-edges stacks ``1/k`` of its coordinates from each source
+(NAS-Bench-101's and DARTS's output vertex; :mod:`nasplug.ops`). :class:`EdgeModels` holds that per
+edge.
 
 **Innovation form.** Let ``u_0 = z_0`` and ``u_c = Σ_{param (s,c)} W_sc φ(z_s)``. Then
 ``z_t = Σ_{c<=t} M_tc u_c``, where ``M_tc`` is the sum over skip-only paths ``c → t`` of the product
@@ -26,6 +28,15 @@ with ``W = M ⊙ M`` (``"exact"``: skip branches with shared ancestry are correl
 ``W_tc = Σ_paths Π g²`` (``"paper"``: [C22]'s propagation, which drops the skip–skip cross terms).
 The two differ exactly when two nodes are joined by two or more skip-only paths. This equals the
 pairwise recursion over every ``C_ab`` (docs/theory.md §3) but stores only one kernel per node.
+
+**Concatenation** (:mod:`nasplug.theory.nngp`'s rule): a block is a 0/1 mask ``D_i`` over the
+coordinates with mean ``w_i = 1/k``, and kernels are coordinate means, so a block passes ``w_i`` of
+its source into every cross-covariance (``M_tc`` gets the gain ``w_i``), while blocks never meet each
+other (``D_i D_j = 0``): node ``t``'s own kernel exceeds ``Σ_c M_tc² Ku_c`` by
+``X_tc Ku_c`` with ``X_tc = Σ_i w_i M_{a_i c}² − (Σ_i w_i M_{a_i c})²`` (the blocks' variance of
+``M``). That excess is uncorrelated with everything else, so it is one more innovation of node
+``t``: ``Ku_t += Σ_c X_tc Ku_c``, ``Tu_t += Σ_c X_tc Tu_c``. The paper mode weighs a block's
+kernel by ``w_i`` (its "squared gain") and has no excess.
 
 **Batched.** Kernels depend only on the edge models of *live* edges (those on an input→output
 path), so :func:`distinct_networks` prunes dead edges and computes each distinct theory network
@@ -46,13 +57,14 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch, live_edge_mask
+from nasplug.graph.paths import concat_fan_in
 from nasplug.ops import ROLE_CODES
 from nasplug.theory.relu import relu_maps
 
 MODES: tuple[str, ...] = ("exact", "paper")
 
 #: Edge kinds of the theory network.
-ABSENT, SKIP, PARAM = 0, 1, 2
+ABSENT, SKIP, PARAM, CONCAT = 0, 1, 2, 3
 
 #: Working-memory budget (bytes) of one block of networks (its stored per-node kernels).
 CHUNK_BYTES = 256 * 2**20
@@ -71,9 +83,10 @@ def check_mode(mode: str) -> None:
 class EdgeModels:
     """What every edge of a batch is in the theory network, as ``(B, E)`` arrays over ``batch.pairs``.
 
-    ``kind`` is :data:`ABSENT`, :data:`SKIP` (skip-like, ``z_t += gain · z_a``) or :data:`PARAM`
-    (``z_t += W φ(z_s)``, ``W ~ N(0, 2·half_sigma2 / n)``, own-term weight ``omega``). Fields that do
-    not apply to an edge's kind are 0.
+    ``kind`` is :data:`ABSENT`, :data:`SKIP` (skip-like, ``z_t += gain · z_a``), :data:`PARAM`
+    (``z_t += W φ(z_s)``, ``W ~ N(0, 2·half_sigma2 / n)``, own-term weight ``omega``) or :data:`CONCAT`
+    (a block of ``gain = 1/k`` of node t's coordinates). Fields that do not apply to an edge's kind
+    are 0.
     """
 
     kind: np.ndarray
@@ -85,13 +98,17 @@ class EdgeModels:
     def from_roles(cls, batch: ArchBatch, *, pool_gain: float = 1.0, sigma2: float | np.ndarray = 2.0,
                    omega: float | np.ndarray = 0.0) -> EdgeModels:
         """Skip = gain 1, pool = gain ``pool_gain`` (0: absent), param = ``(σ², ω)`` (scalars or
-        ``(B, E)`` arrays), zero = absent."""
+        ``(B, E)`` arrays), concat = a block of ``1/k`` (``k`` = the target's concat in-edges), zero =
+        absent."""
         roles = batch.roles
         param = roles == ROLE_CODES["param"]
         skip = roles == ROLE_CODES["skip"]
         pool = (roles == ROLE_CODES["pool"]) & (pool_gain != 0)
-        kind = np.where(param, PARAM, np.where(skip | pool, SKIP, ABSENT)).astype(np.int8)
-        gain = np.where(skip, 1.0, np.where(pool, float(pool_gain), 0.0))
+        concat = roles == ROLE_CODES["concat"]
+        kind = np.where(param, PARAM, np.where(skip | pool, SKIP, np.where(concat, CONCAT, ABSENT)))
+        kind = kind.astype(np.int8)
+        share = 1.0 / np.maximum(concat_fan_in(batch), 1)[:, [t for _, t in batch.pairs]]
+        gain = np.where(skip, 1.0, np.where(pool, float(pool_gain), np.where(concat, share, 0.0)))
         half = np.where(param, np.broadcast_to(np.asarray(sigma2, dtype=np.float64), roles.shape) / 2, 0.0)
         own = np.where(param, np.broadcast_to(np.asarray(omega, dtype=np.float64), roles.shape), 0.0)
         return cls(kind, gain, half, own)
@@ -135,21 +152,33 @@ def distinct_networks(batch: ArchBatch, models: EdgeModels) -> Networks:
     return Networks(batch.n_nodes, batch.pairs, uniq[has_path], classes, inverse)
 
 
-def skip_path_weights(nets: Networks, mode: str) -> np.ndarray:
-    """``(U, n, n)`` weights ``W_tc`` of the innovations: ``M_tc²`` (exact) or ``Σ_paths Π g²``
-    (paper), ``M_tc`` = sum over skip-only paths ``c → t`` of the product of gains."""
+def skip_path_weights(nets: Networks, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, X)``, each ``(U, n, n)``: the weights ``W_tc`` of earlier innovations in node t's kernel —
+    ``M_tc²`` (exact) or ``Σ_paths Π g²`` (paper), ``M_tc`` = sum over skip-like paths ``c → t`` of the
+    product of gains — and the concat excess ``X_tc`` of node t's own innovation (module docstring;
+    0 without concat blocks and in the paper mode)."""
     kind, gain = nets.classes[:, 0], nets.classes[:, 1]
-    skip_gain = np.where(kind == SKIP, gain, 0.0)
-    if mode == "paper":
-        skip_gain = skip_gain**2
+    linear = np.isin(kind, (SKIP, CONCAT))
+    # a concat block's squared gain in the paper mode is its share w (blocks' kernels are averaged)
+    path_gain = np.where(linear, gain if mode == "exact" else np.where(kind == CONCAT, gain, gain**2), 0.0)
     n = nets.n_nodes
     m = np.zeros((len(nets), n, n))
     m[:, np.arange(n), np.arange(n)] = 1.0
-    for e, (a, t) in enumerate(nets.pairs):  # sorted by target: row a is final before it is used
-        g = skip_gain[nets.ids[:, e]]
-        if g.any():
-            m[:, t, :] += g[:, None] * m[:, a, :]
-    return m * m if mode == "exact" else m
+    excess = np.zeros_like(m)
+    for t in range(1, n):
+        edges = [e for e, (_, target) in enumerate(nets.pairs) if target == t]
+        mean, mean_square = np.zeros((len(nets), n)), np.zeros((len(nets), n))
+        for e in edges:  # rows a < t of m are final (topological order)
+            a, ids = nets.pairs[e][0], nets.ids[:, e]
+            g = path_gain[ids]
+            if g.any():
+                m[:, t, :] += g[:, None] * m[:, a, :]
+            w = np.where(kind[ids] == CONCAT, gain[ids], 0.0)[:, None]
+            if mode == "exact" and w.any():
+                mean += w * m[:, a, :]
+                mean_square += w * m[:, a, :] ** 2
+        excess[:, t, :t] = (mean_square - mean * mean)[:, :t]
+    return (m * m if mode == "exact" else m), excess
 
 
 class _Basis:
@@ -168,10 +197,11 @@ class _Basis:
         return np.concatenate(self.parts)
 
 
-def _coefficients(t: int, reps: np.ndarray, ids: np.ndarray, weights: np.ndarray, ancestors: dict,
-                  nets: Networks, basis: _Basis, ntk: bool) -> dict:
+def _coefficients(t: int, reps: np.ndarray, ids: np.ndarray, weights: np.ndarray, excess: np.ndarray,
+                  ancestors: dict, nets: Networks, basis: _Basis, ntk: bool) -> dict:
     """Sparse coefficients (over ``basis``) of node ``t``'s kernels for the networks ``reps``:
-    ``Ku``/``Tu`` (its innovation) and ``C``/``T`` (``C_tt``, ``Θ_tt``), see the module docstring."""
+    ``Ku``/``Tu`` (its innovation, concat excess included) and ``C``/``T`` (``C_tt``, ``Θ_tt``), see
+    the module docstring."""
     from scipy import sparse
 
     kind, half, omega = nets.classes[:, 0], nets.classes[:, 2], nets.classes[:, 3]
@@ -187,12 +217,13 @@ def _coefficients(t: int, reps: np.ndarray, ids: np.ndarray, weights: np.ndarray
                 entries[name][1].append(c)
                 entries[name][2].append(v)
 
-    for c in range(t):  # earlier innovations, through skip-only paths c → t
-        w = weights[reps, t, c]
-        nz = w != 0
-        anc = ancestors[c][reps][nz]
-        put(("C",), rows[nz], basis.offsets["Ku", c] + anc, w[nz])
-        put(("T",), rows[nz], basis.offsets.get(("Tu", c), 0) + anc, w[nz])
+    for c in range(t):  # earlier innovations: through skip-like paths c → t, and a concat's excess
+        anc = ancestors[c][reps]
+        ku, tu = basis.offsets["Ku", c] + anc, basis.offsets.get(("Tu", c), 0) + anc
+        for coef, own in ((weights[reps, t, c], False), (excess[reps, t, c], True)):
+            nz = coef != 0
+            put(("Ku", "C") if own else ("C",), rows[nz], ku[nz], coef[nz])
+            put(("Tu", "T") if own else ("T",), rows[nz], tu[nz], coef[nz])
     for s in range(t):  # node t's own innovation: its param in-edges
         k = ids[reps, col[(s, t)]]
         p = kind[k] == PARAM
@@ -211,12 +242,12 @@ def _coefficients(t: int, reps: np.ndarray, ids: np.ndarray, weights: np.ndarray
     return out
 
 
-def _run_block(nets: Networks, lo: int, hi: int, gram: np.ndarray, weights: np.ndarray,
+def _run_block(nets: Networks, lo: int, hi: int, gram: np.ndarray, weights: np.ndarray, excess: np.ndarray,
                stem_omega: float, ntk: bool, fn: Callable) -> np.ndarray:
     """Node-by-node kernels of networks ``lo:hi``; ``fn`` applied to the output kernels."""
     n, out_node = gram.shape[0], nets.n_nodes - 1
     ids = nets.ids[lo:hi]
-    weights = weights[lo:hi]
+    weights, excess = weights[lo:hi], excess[lo:hi]
     basis = _Basis(n)
     ancestors = {0: np.zeros(len(ids), dtype=np.intp)}
     f1, fdot = relu_maps(gram)
@@ -228,7 +259,7 @@ def _run_block(nets: Networks, lo: int, hi: int, gram: np.ndarray, weights: np.n
         prefix = ids[:, : t * (t + 1) // 2]  # the edges into nodes 1..t
         _, reps, inverse = np.unique(prefix, axis=0, return_index=True, return_inverse=True)
         ancestors[t] = inverse.reshape(-1)
-        coef = _coefficients(t, reps, ids, weights, ancestors, nets, basis, ntk)
+        coef = _coefficients(t, reps, ids, weights, excess, ancestors, nets, basis, ntk)
         stack = basis.matrix()
         cov = np.asarray(coef["C"] @ stack).reshape(-1, n, n)
         f1, fdot = relu_maps(cov)
@@ -237,7 +268,7 @@ def _run_block(nets: Networks, lo: int, hi: int, gram: np.ndarray, weights: np.n
             level.update(Tu=np.asarray(coef["Tu"] @ stack),
                          B=fdot * np.asarray(coef["T"] @ stack).reshape(-1, n, n))
         basis.add(t, **level)
-    coef = _coefficients(out_node, np.arange(len(ids)), ids, weights, ancestors, nets, basis, ntk)
+    coef = _coefficients(out_node, np.arange(len(ids)), ids, weights, excess, ancestors, nets, basis, ntk)
     stack = basis.matrix()
     results = []
     for start in range(0, len(ids), OUTPUT_ROWS):
@@ -262,7 +293,7 @@ def map_output_kernels(nets: Networks, gram: np.ndarray, fn: Callable[[np.ndarra
     n_nets, n = len(nets), gram.shape[0]
     if n_nets == 0:
         raise ValueError("no networks to propagate (every architecture lacks an input→output path)")
-    weights = skip_path_weights(nets, mode)
+    weights, excess = skip_path_weights(nets, mode)
     threads = DEFAULT_THREADS if threads is None else max(1, int(threads))
     if block is None:
         per_row = max(nets.n_nodes - 2, 1) * (4 if ntk else 2) * n * n * 8
@@ -270,7 +301,7 @@ def map_output_kernels(nets: Networks, gram: np.ndarray, fn: Callable[[np.ndarra
     starts = range(0, n_nets, max(1, int(block)))
 
     def run(lo: int) -> np.ndarray:
-        return _run_block(nets, lo, min(lo + block, n_nets), gram, weights, stem_omega, ntk, fn)
+        return _run_block(nets, lo, min(lo + block, n_nets), gram, weights, excess, stem_omega, ntk, fn)
 
     if threads == 1 or len(starts) == 1:
         return np.concatenate([run(lo) for lo in starts])

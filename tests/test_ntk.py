@@ -429,7 +429,7 @@ def empirical_ntk(arch, x, width, seed, *, parametrization, init="he", stem_trai
     arch = ArchGraph.parse(arch)
     gen = torch.Generator().manual_seed(seed)
     xt = torch.as_tensor(x, dtype=torch.float64)
-    degree = [sum(1 for (_, t) in arch.edges if t == node) for node in range(arch.n_nodes)]
+    degree = [sum(1 for (_, t) in arch.edges if t == node) for node in range(arch.n_nodes)]  # no concat here
     layers, params = [], []
 
     def linear(a, fan_out, var, trained=True):
@@ -447,9 +447,15 @@ def empirical_ntk(arch, x, width, seed, *, parametrization, init="he", stem_trai
     z = [linear(xt, width, 1.0, trained=stem_trained)]
     for t in range(1, arch.n_nodes):
         node = torch.zeros(len(xt), width, dtype=torch.float64)
+        blocks = [s for s in range(t) if arch.op(s, t).role == "concat"]
+        bounds = np.linspace(0, width, len(blocks) + 1).astype(int)  # block i: its source's coordinates there
+        for i, a in enumerate(blocks):
+            mask = torch.zeros(width, dtype=torch.float64)
+            mask[bounds[i]: bounds[i + 1]] = 1.0
+            node = node + z[a] * mask
         for s in range(t):
             op = arch.op(s, t)
-            if op.is_skip:
+            if op.role in ("skip", "pool"):  # the MLP abstraction: pooling is the identity
                 node = node + z[s]
             elif op.is_parameterized:
                 node = node + linear(torch.relu(z[s]), width, 2.0 if init == "he" else 2.0 / degree[t])
@@ -461,7 +467,8 @@ def empirical_ntk(arch, x, width, seed, *, parametrization, init="he", stem_trai
         ntk = torch.stack(rows) @ torch.stack(rows).T
     else:
         f.sum().backward()
-        ntk = sum(factor * (a @ a.T) * (y.grad @ y.grad.T) for a, y, factor in layers)
+        # a layer off every input→output path gets no gradient
+        ntk = sum(factor * (a @ a.T) * (y.grad @ y.grad.T) for a, y, factor in layers if y.grad is not None)
     ntk = ntk.detach().numpy()
     return ntk / (width / 2) if parametrization == "standard" else ntk
 
@@ -574,3 +581,28 @@ def test_scorer_parameters_are_checked():
         scorers.get("ntk_logdet", pool_gamma=-1)
     with pytest.raises(NasplugError, match="readout"):
         scorers.get("ntk_mlp_logdet", readout="sometimes")
+
+
+def test_empirical_ntk_concat():
+    """Concatenating nodes (NAS-Bench-101's and DARTS's output vertex; a block is ``1/k`` of the
+    coordinates): the analytic NTK — a block's share in cross terms plus its excess as an independent
+    innovation — matches J Jᵀ of finite networks (width 512, 8 seeds: 2–6 %; 2.1–2.5 % at width 2048,
+    the seed-mean's noise) where a concat node is read by a linear layer and by skips, and on a
+    NAS-Bench-101 cell (MLP abstraction); treating the concatenation as a sum is 38–70 % off."""
+    mixed = ArchGraph(6, {(0, 1): "linear", (0, 2): "linear", (1, 3): "concat", (2, 3): "concat",
+                          (0, 3): "skip_connect", (3, 4): "linear", (3, 5): "skip_connect",
+                          (4, 5): "skip_connect", (1, 5): "skip_connect"})
+    nb101 = ArchGraph.from_nb101(
+        [[0, 1, 1, 0, 1], [0, 0, 1, 0, 1], [0, 0, 0, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]],
+        ["input", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output"])
+    x = mc_inputs()
+    k0 = gram_from_data(x)
+    for arch in (mixed, nb101):
+        as_sum = ArchGraph(arch.n_nodes, {e: ("skip_connect" if op.role == "concat" else op)
+                                          for e, op in arch.edges.items()})
+        for parametrization in ("standard", "ntk"):
+            config = NTKConfig(parametrization=parametrization, conv_aware=False)
+            emp = np.mean([empirical_ntk(arch, x, 512, s, parametrization=parametrization,
+                                         stem_trained=parametrization == "ntk") for s in range(8)], axis=0)
+            exact, summed = ntk_kernel(arch, k0, config)["ntk"], ntk_kernel(as_sum, k0, config)["ntk"]
+            assert rel_err(emp, exact) < 0.08 and rel_err(emp, summed) > 0.3, parametrization

@@ -78,9 +78,14 @@ def test_filters_fit_on_any_list_of_cells(nb101_rows, nb301_rows):
     np.testing.assert_allclose(box.width_range, (min(s.effective_width for s in live),
                                                  max(s.effective_width for s in live)), rtol=1e-12)
     assert box.keep_many(cells).all()
-    top = scorers.get("top_fraction", space=cells, keep=0.25)
+    top = scorers.get("top_fraction", space=cells, scorer="live_param_cost", keep=0.25)
     cost = scorers.get("live_param_cost").score_many(cells)
     np.testing.assert_array_equal(top.keep_many(cells), cost >= np.quantile(cost, 0.75, method="lower"))
+    # the default scorer, rank_ensemble, ranks against the very cells it is fitted on
+    ensemble = scorers.get("rank_ensemble", space=cells).score_many(cells)
+    default = scorers.get("top_fraction", space=cells, keep=0.25)
+    np.testing.assert_array_equal(default.keep_many(cells),
+                                  ensemble >= np.quantile(ensemble, 0.75, method="lower") - 1e-12)
 
 
 @pytest.mark.parametrize("name", ["nb101", "nb301"])

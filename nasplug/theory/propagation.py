@@ -158,9 +158,10 @@ def skip_path_weights(nets: Networks, mode: str) -> tuple[np.ndarray, np.ndarray
     product of gains — and the concat excess ``X_tc`` of node t's own innovation (module docstring;
     0 without concat blocks and in the paper mode)."""
     kind, gain = nets.classes[:, 0], nets.classes[:, 1]
-    linear = np.isin(kind, (SKIP, CONCAT))
-    # a concat block's squared gain in the paper mode is its share w (blocks' kernels are averaged)
-    path_gain = np.where(linear, gain if mode == "exact" else np.where(kind == CONCAT, gain, gain**2), 0.0)
+    if mode == "exact":
+        path_gain = np.where(np.isin(kind, (SKIP, CONCAT)), gain, 0.0)
+    else:  # squared gains; a concat block's kernel enters with its share w (blocks are averaged)
+        path_gain = np.where(kind == CONCAT, gain, np.where(kind == SKIP, gain**2, 0.0))
     n = nets.n_nodes
     m = np.zeros((len(nets), n, n))
     m[:, np.arange(n), np.arange(n)] = 1.0
@@ -184,8 +185,8 @@ def skip_path_weights(nets: Networks, mode: str) -> tuple[np.ndarray, np.ndarray
 class _Basis:
     """The stored per-node kernels of one block, flattened into the rows of one dense matrix."""
 
-    def __init__(self, n: int):
-        self.n, self.parts, self.offsets, self.size = n, [], {}, 0
+    def __init__(self):
+        self.parts, self.offsets, self.size = [], {}, 0
 
     def add(self, level: int, **arrays: np.ndarray) -> None:
         for name, arr in arrays.items():
@@ -248,7 +249,7 @@ def _run_block(nets: Networks, lo: int, hi: int, gram: np.ndarray, weights: np.n
     n, out_node = gram.shape[0], nets.n_nodes - 1
     ids = nets.ids[lo:hi]
     weights, excess = weights[lo:hi], excess[lo:hi]
-    basis = _Basis(n)
+    basis = _Basis()
     ancestors = {0: np.zeros(len(ids), dtype=np.intp)}
     f1, fdot = relu_maps(gram)
     level0 = {"Ku": gram[None], "A": f1[None]}

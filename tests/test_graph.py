@@ -70,23 +70,20 @@ def test_nb201_path_stats_match_enumeration():
         assert arch.path_stats().num_paths == len(brute_force_depths(arch))
 
 
-def test_complete_30_node_dag_is_fast_and_exact():
-    import time
-
-    space = DAGSpace(30)
+def test_complete_64_node_dag_is_exact_without_enumerating_paths():
+    # 2^62 paths: no enumeration could finish, so finishing at all shows the dynamic programme
+    # (its speed is measured in benchmarks/score_throughput.py, not asserted on a loaded machine)
+    space = DAGSpace(64)
     arch = space.from_digits([2] * len(space.pairs))  # every edge linear
-    start = time.perf_counter()
     stats = arch.path_stats()
-    elapsed = time.perf_counter() - start
-    # paths of a complete DAG on n nodes: 2^(n-2); with d_p = #edges, histogram = binomial(28, d-1)
+    # paths of a complete DAG on n nodes: 2^(n-2); with d_p = #edges, histogram = binomial(62, d-1)
     from math import comb
 
-    assert stats.num_paths == 2**28
-    assert list(stats.depth_histogram) == [0] + [comb(28, k) for k in range(29)]
-    assert elapsed < 0.5
+    assert stats.num_paths == 2**62
+    assert list(stats.depth_histogram) == [0] + [comb(62, k) for k in range(63)]
     # all skips: the same number of paths, depth 0
     skips = space.from_digits([1] * len(space.pairs)).path_stats()
-    assert skips.num_paths == 2**28 and skips.effective_depth == 0
+    assert skips.num_paths == 2**62 and skips.effective_depth == 0
 
 
 def test_exact_counts_beyond_float_precision():

@@ -38,9 +38,9 @@ def add_parser(sub) -> None:
                    help="multi-objective search: accuracy and costs of the network, e.g. accuracy,params "
                    "(costs: params, flops, latency; optional directions: accuracy:max,params:min; "
                    "default: accuracy only)")
-    p.add_argument("--filter", default="dag_box", help="pre-training filter: dag_box, dag_box_authors, "
-                   "top_fraction, none, or any registered filter (see `nasplug scorers`; "
-                   "default %(default)s)")
+    p.add_argument("--filter", default=None, help="pre-training filter: dag_box, dag_box_authors, "
+                   "top_fraction, none, or any registered filter (see `nasplug scorers`; default "
+                   "dag_box, none with --objectives: the box drops the cheapest cells of a cost front)")
     p.add_argument("--scorer", default=None,
                    help="training-free scorer recorded per trial as nasplug:proxy (default: none)")
     p.add_argument("--n-trials", type=int_arg(1), default=30,

@@ -34,6 +34,10 @@ DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")
 PRUNERS = ("none", "median")
 INITS = ("arch_aware", "arch_aware_source", "he", "torch")
+#: The default pre-training filter of a single-objective search ([C22]'s box). A multi-objective
+#: search defaults to none: the box drops the cheapest cells of the accuracy-cost front
+#: (docs/multiobjective.md).
+DEFAULT_FILTER = "dag_box"
 #: The default study name: one study per storage unless named (a rerun with other evaluation
 #: settings is refused rather than silently starting a second study next to the first).
 DEFAULT_STUDY_NAME = "nasplug-search"
@@ -49,7 +53,8 @@ class SearchConfig:
     ``epochs``, ``base_lr``; selected on validation accuracy in %), ``"table"`` (look values up
     in the NAS-Bench-201 file ``benchmark``, ``dataset`` = its dataset) or ``"custom"`` (the
     user's ``callable`` = ``"module:function"``). ``storage`` is a SQLite file, an SQLAlchemy URL
-    or ``journal:PATH``. ``final_top`` best distinct cells of a training search are retrained
+    or ``journal:PATH``; ``filter`` defaults to :data:`DEFAULT_FILTER` (``"none"`` with ``objectives``).
+    ``final_top`` best distinct cells of a training search are retrained
     with ``final_seeds`` seeds and evaluated once on the test split (``0`` to skip).
     ``objectives`` (e.g. ``"accuracy,params"``) makes the search multi-objective: the accuracy
     against costs of the network (:mod:`nasplug.search.objectives`); kept in normalized form.
@@ -71,7 +76,7 @@ class SearchConfig:
     epochs: int = 10
     base_lr: float | None = None
     device: str = "auto"
-    filter: str = "dag_box"
+    filter: str | None = None
     scorer: str | None = None
     sampler: str = "tpe"
     pruner: str = "none"
@@ -90,6 +95,8 @@ class SearchConfig:
     objectives: str | None = None
 
     def __post_init__(self) -> None:
+        if self.filter is None:  # the box filters for accuracy: it drops cheap cells of a cost front
+            self.filter = "none" if self.objectives else DEFAULT_FILTER
         self.filter = (self.filter or "none").strip()
         checks.choice("objective", self.objective, OBJECTIVES)
         checks.choice("direction", self.direction, DIRECTIONS)

@@ -16,6 +16,7 @@ from nasplug.search.evaluation import (
     Evaluation,
     EvaluationFailed,
     Evaluator,
+    StateStore,
     as_evaluator,
     check_value,
     load_callable,
@@ -26,6 +27,7 @@ from nasplug.search.filtering import KeepMask, resolve_filter, resolve_scorer
 
 __all__ = [
     "attrs", "SearchConfig", "CachedResult", "ResultCache", "Evaluation", "EvaluationFailed",
-    "Evaluator", "as_evaluator", "check_value", "load_callable", "table_evaluator", "train_evaluator",
+    "Evaluator", "StateStore", "as_evaluator", "check_value", "load_callable", "table_evaluator",
+    "train_evaluator",
     "KeepMask", "resolve_filter", "resolve_scorer",
 ]

@@ -88,7 +88,7 @@ def work(config: SearchConfig, worker: int = 0) -> int:
     evaluator = config.evaluator()
     sampler = FilteredSampler(make_sampler(config.sampler, seed), filter=config.filter,
                               max_tries=config.max_tries, space=config.space, seed=seed,
-                              scorer=config.scorer)
+                              scorer=config.scorer, scored_startup=config.scored_startup)
     study.sampler = sampler
 
     def evaluate(arch, trial):

@@ -31,7 +31,9 @@ class SearchConfig:
 
     ``objective`` is ``"train"`` (train each cell, ``dataset``/``model``/``epochs``/``base_lr``),
     ``"table"`` (look values up in the NAS-Bench-201 file ``benchmark``, ``dataset`` = its dataset)
-    or ``"custom"`` (the user's ``callable`` = ``"module:function"``). ``storage`` is a SQLite file,
+    or ``"custom"`` (the user's ``callable`` = ``"module:function"``). ``scored_startup`` > 0 starts
+    the search from the best-scored distinct cells (``FilteredSampler(scored_startup=...)``, needs a
+    ``scorer``). ``storage`` is a SQLite file,
     an SQLAlchemy URL or ``journal:PATH``; ``study_name`` defaults to one derived from the settings.
     """
 
@@ -54,6 +56,7 @@ class SearchConfig:
     timeout: float | None = None
     seed: int = 0
     max_tries: int = 20
+    scored_startup: int = 0
     dedupe: bool = True
     storage: str = "results/search/study.db"
     study_name: str | None = None
@@ -78,6 +81,10 @@ class SearchConfig:
         for name in ("n_trials", "jobs", "max_tries", "epochs"):
             if int(getattr(self, name)) < 1:
                 raise NasplugError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.scored_startup < 0:
+            raise NasplugError(f"scored-startup must be at least 0, got {self.scored_startup}")
+        if self.scored_startup and (self.scorer is None or str(self.scorer).strip().lower() in ("", "none")):
+            raise NasplugError("--scored-startup needs --scorer (e.g. live_param_cost) to rank the cells")
         if self.objective != "train":
             self.model = None
         if self.objective == "table":

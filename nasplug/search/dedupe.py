@@ -12,8 +12,18 @@ it a second time.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+
+def evaluation_key(arch_key: str, params: Mapping[str, Any] | None = None) -> str:
+    """The dedupe key of an evaluation: the cell's canonical key, plus the trial's other
+    hyper-parameters (sorted by name) when it has any — the same cell with another learning rate is
+    another evaluation. ``evaluation_key(k) == k``."""
+    if not params:
+        return arch_key
+    return arch_key + "|" + ",".join(f"{name}={params[name]!r}" for name in sorted(params))
 
 
 @dataclass(frozen=True)

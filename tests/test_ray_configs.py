@@ -25,7 +25,8 @@ jsonschema = pytest.importorskip("jsonschema")
 
 CONFIGS = Path(__file__).resolve().parents[1] / "ray_configs"
 LAUNCHER = sorted(CONFIGS.glob("*.yaml"))
-KUBERAY = {"RayCluster": CONFIGS / "kuberay" / "raycluster.yaml", "RayJob": CONFIGS / "kuberay" / "rayjob.yaml"}
+KUBERAY = {"RayCluster": CONFIGS / "kuberay" / "raycluster.yaml",
+           "RayJob": CONFIGS / "kuberay" / "rayjob.yaml"}
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml.gz", "RayJob": "ray.io_rayjobs.yaml.gz"}
 
 

@@ -7,9 +7,10 @@ searcher continued from save()/restore() proposing exactly what the original goe
 
 from __future__ import annotations
 
+import functools
 import math
-import pickle
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -138,12 +139,16 @@ class Scripted(Searcher):
         self.told.append((trial_id, None if result is None else result.get(METRIC), error))
 
 
+@functools.cache
 def _pick_cells():
-    kept = [a for a in NB201 if BOX.keep(a)]
-    a = kept[0]
-    twin = next(b for b in NB201 if b.canonical_key() == a.canonical_key() and str(b) != str(a))
+    """A kept cell, another cell computing the same function, a kept cell of another function, a
+    rejected cell."""
+    keep = BOX.keep_many(NB201.batch())
+    kept = [NB201.decode(int(i)) for i in np.flatnonzero(keep)[:200]]
+    pairs = ((x, y) for x in kept for y in kept if str(x) < str(y) and x.canonical_key() == y.canonical_key())
+    a, twin = next(pairs)
     c = next(b for b in kept if b.canonical_key() != a.canonical_key())
-    rejected = next(b for b in NB201 if not BOX.keep(b))
+    rejected = NB201.decode(int(np.flatnonzero(~keep)[0]))
     return a, twin, c, rejected
 
 
@@ -178,9 +183,10 @@ def test_a_finished_duplicate_is_answered_and_the_base_asked_again():
 
 def test_parked_duplicates_are_launched_when_the_running_cell_ends_without_a_value():
     a, twin, c, _ = _pick_cells()
-    for ending in ({"error": True}, {"result": {METRIC: 1.0, TIME_ATTR: 1}}):  # crashed; stopped early
+    stopped = {METRIC: 1.0, TIME_ATTR: 1, "training_iteration": 1}  # never passed to on_trial_result
+    for ending in ({"error": True}, {"result": stopped}):  # crashed; stopped early by a scheduler
         base = Scripted([a, twin, c])
-        searcher = ArchSearcher(base, NB201, filter="dag_box", max_epochs=3)
+        searcher = ArchSearcher(base, NB201, filter="dag_box")
         searcher.suggest("r1")
         assert arch_of(searcher.suggest("r2")).canonical_key() == c.canonical_key()  # twin parked
         searcher.on_trial_complete("r1", ending.get("result"), error=ending.get("error", False))
@@ -190,24 +196,39 @@ def test_parked_duplicates_are_launched_when_the_running_cell_ends_without_a_val
 
 
 def test_outcomes_reach_the_study_as_complete_pruned_and_failed_with_reasons():
-    searcher = optuna_searcher("nb201", filter="dag_box", n_trials=3, seed=0, max_epochs=3)
+    searcher = optuna_searcher("nb201", filter="dag_box", n_trials=3, seed=0)
     configs = [searcher.suggest(f"r{i}") for i in range(3)]
     keys = [arch_of(c).canonical_key() for c in configs]
     assert len(set(keys)) == 3
     # r0: stopped by ASHA after epoch 1 (its last result never reached on_trial_result)
     searcher.on_trial_result("r0", {METRIC: 80.0, TIME_ATTR: 1, "training_iteration": 1})
     searcher.on_trial_complete("r0", {METRIC: 70.0, TIME_ATTR: 2, "training_iteration": 2})
-    # r1: its evaluation failed (a diverged training); r2: stopped at the last epoch = evaluated
+    # r1: its evaluation failed (a diverged training); r2: stopped on its final report = evaluated
     searcher.on_trial_complete("r1", {METRIC: math.nan, ATTR_FAIL_REASON: "diverged: loss nan at epoch 2"})
-    searcher.on_trial_complete("r2", {METRIC: 90.0, TIME_ATTR: 3, "training_iteration": 3})
+    searcher.on_trial_complete("r2", {METRIC: 90.0, TIME_ATTR: 3, "training_iteration": 3,
+                                      ATTR_EVALUATED: True, "nasplug:lr": 0.05})
     trials = {t.number: t for t in searcher.study.get_trials()}
     by_cfg = [trials[c["optuna_trial"]] for c in configs]
     assert by_cfg[0].state == TrialState.PRUNED and by_cfg[0].intermediate_values == {1: 80.0, 2: 70.0}
     assert by_cfg[1].state == TrialState.FAIL
     assert by_cfg[1].user_attrs[ATTR_FAIL_REASON] == "diverged: loss nan at epoch 2"
     assert by_cfg[2].state == TrialState.COMPLETE and by_cfg[2].value == 90.0
+    assert by_cfg[2].user_attrs["nasplug:lr"] == 0.05
     assert searcher.cache.lookup(keys[2]).value == 90.0
     assert searcher.cache.lookup(keys[0]) is None and searcher.cache.running(keys[0]) is None
+
+
+def test_a_trial_that_ends_by_itself_is_complete_whatever_it_reports():
+    """A user's trainable reports {"value": v} per epoch and returns: COMPLETE with the last value
+    (every result it reported reached on_trial_result, the last one included)."""
+    searcher = optuna_searcher("nb201", filter="none", n_trials=1, seed=0)
+    config = searcher.suggest("r0")
+    for i, v in enumerate((50.0, 60.0), start=1):
+        searcher.on_trial_result("r0", {METRIC: v, "training_iteration": i})
+    searcher.on_trial_complete("r0", {METRIC: 60.0, "training_iteration": 2, "done": True})
+    trial = searcher.study.get_trials()[config["optuna_trial"]]
+    assert trial.state == TrialState.COMPLETE and trial.value == 60.0
+    assert trial.user_attrs[ATTR_EVALUATED] is True
 
 
 def test_crashed_trial_is_failed_with_a_reason():

@@ -58,7 +58,8 @@ def _wait_for(predicate, what: str, timeout: float = 300.0) -> None:
 
 
 def test_table_search_with_asha_end_to_end(ray_session, nb201_csv, nb201_rows, tmp_path, capsys):
-    truth = {NB201.encode(r["ArchitectureString"]): float(r["CIFAR10TestAccuracy200Epochs"]) for r in nb201_rows}
+    truth = {NB201.encode(r["ArchitectureString"]): float(r["CIFAR10TestAccuracy200Epochs"])
+             for r in nb201_rows}
     out = tmp_path / "s"
     rc = _search(out, "--benchmark", str(nb201_csv), "--n-trials", "16", "--scheduler", "asha",
                  "--max-concurrent", "2", "--filter", "dag_box")
@@ -98,10 +99,44 @@ def test_table_search_with_asha_end_to_end(ray_session, nb201_csv, nb201_rows, t
     assert len(keys) == len(set(keys))
 
 
-def test_trials_get_their_device_from_the_gpus_ray_assigned(ray_session, tmp_path):
-    from ray import tune
+def test_training_search_with_asha_equals_single_process_trainings(ray_session, tmp_path):
+    """Each Ray trial trains its cell exactly as `train_arch` does in this process (same init, LR,
+    data order): evaluated trials have the single-process accuracy and learning rate (also when ASHA
+    stopped them on their last epoch); ASHA-stopped ones are PRUNED and carry the single-process
+    per-epoch accuracies up to where they were stopped."""
+    import torch
 
+    from nasplug.train import train_arch
+
+    out = tmp_path / "s"
+    assert _search(out, "--n-trials", "8", "--epochs", "3", "--scheduler", "asha", "--max-concurrent", "2",
+                   "--filter", "dag_box", "--sampler", "random", "--seed", "1") == 0
+    trials = _study(out).get_trials()
+    assert len(trials) == 8 and not [t for t in trials if t.state == TrialState.FAIL]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a Ray trial with {"cpu": 1} (OMP_NUM_THREADS=1)
+    try:
+        for t in trials:
+            if ATTR_DUPLICATE_OF in t.user_attrs:
+                continue
+            reference = train_arch(t.user_attrs[ATTR_ARCH], "digits", model="mlp", epochs=3, seed=1,
+                                   device="cpu", progress=False)  # --seed seeds the trainings too
+            per_epoch = {m["epoch"]: 100 * m["test_acc"] for m in reference.history}
+            if t.state == TrialState.COMPLETE:
+                assert t.value == pytest.approx(100 * reference.test_acc, abs=1e-9)
+                assert t.user_attrs["nasplug:lr"] == pytest.approx(reference.lr)
+            else:
+                assert t.state == TrialState.PRUNED and t.intermediate_values
+                for step, value in t.intermediate_values.items():
+                    assert value == pytest.approx(per_epoch[step], abs=1e-9)
+    finally:
+        torch.set_num_threads(threads)
+    assert any(t.state == TrialState.PRUNED for t in trials), "ASHA stopped no trial"
+
+
+def test_trials_get_their_device_from_the_gpus_ray_assigned(ray_session, tmp_path):
     import ray_objectives
+    from ray import tune
 
     trainable = tune.with_resources(ray_objectives.device_probe,
                                     lambda config: {"cpu": 1, "gpu": config["gpu"]})

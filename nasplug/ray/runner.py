@@ -24,6 +24,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,7 +186,11 @@ def _fit(tuner: tune.Tuner, study: optuna.Study, experiment: dict[str, Any]) -> 
     catches = threading.current_thread() is threading.main_thread() \
         and not int(os.environ.get("TUNE_DISABLE_SIGINT_HANDLER", "0"))
     try:
-        grid = tuner.fit()
+        with warnings.catch_warnings():
+            # The define-by-run space is where the driver samples and filters cells: it is meant to
+            # take a while (TPE's joint draws), unlike what Ray's warning assumes.
+            warnings.filterwarnings("ignore", message="Define-by-run function passed", category=UserWarning)
+            grid = tuner.fit()
     finally:
         interrupted = catches and signal.getsignal(signal.SIGINT) is before
         signal.signal(signal.SIGINT, before)  # Tune leaves its own handler installed
@@ -296,8 +301,7 @@ def _tune_config(config: SearchConfig, options: RayOptions, study: optuna.Study,
         config.space, filter=config.filter, sampler=make_sampler(config.sampler, seed), scorer=config.scorer,
         scored_startup=config.scored_startup,
         storage=study._storage, study_name=config.study_name, mode=mode, max_tries=config.max_tries,
-        seed=seed, n_trials=remaining, timeout=config.timeout, dedupe=config.dedupe,
-        max_epochs=config.epochs if config.objective == "train" else None)
+        seed=seed, n_trials=remaining, timeout=config.timeout, dedupe=config.dedupe)
     scheduler = None
     if options.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=max(1, config.epochs), grace_period=1,

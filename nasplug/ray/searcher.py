@@ -13,11 +13,14 @@
   :class:`~nasplug.search.ResultCache` and never launched; one equal to a **running** cell is parked
   and gets that trial's value when it finishes (if it ends without one — failed, stopped early —
   the parked proposal is launched itself);
-* **outcomes** — what reaches the study (through the wrapped searcher): a trial that finished its
-  evaluation is COMPLETE; one stopped early by a scheduler (ASHA) is PRUNED with its intermediate
-  values — a low-fidelity value is not the cell's value, so it never enters the duplicate cache and
-  never ranks among the best cells; a failed evaluation (reported with ``nasplug:fail_reason``,
-  e.g. a diverged training) or a crashed trial is FAIL with its reason;
+* **outcomes** — what reaches the study (through the wrapped searcher): a trial that ended by
+  itself is COMPLETE with its last value; one stopped early by a scheduler (ASHA) or a stopper is
+  PRUNED with its intermediate values — a low-fidelity value is not the cell's value, so it never
+  enters the duplicate cache and never ranks among the best cells (Tune never passes the result
+  that stopped a trial to ``on_trial_result``, which is how the two are told apart; a stopped
+  trial whose last result says ``nasplug:evaluated`` had finished and is COMPLETE); a failed
+  evaluation (reported with ``nasplug:fail_reason``, e.g. a diverged training) or a crashed trial
+  is FAIL with its reason;
 * **budget** — ``n_trials`` proposals (launched, answered from the cache, or parked), then
   ``FINISHED``; ``timeout`` seconds after the run started, no new trial is launched.
 
@@ -35,11 +38,12 @@ import math
 import pickle
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
@@ -112,8 +116,11 @@ class _Proposal:
     key: str                       # dedupe key
     arch: str
     optuna_trial: int | None
-    waiting_for: str | None = None  # Ray trial id of the running equal cell (parked)
-    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """How log lines call it: the Optuna trial number, else the base searcher's id."""
+        return str(self.optuna_trial) if self.optuna_trial is not None else self.base_id
 
 
 class ArchSearcher(Searcher):
@@ -123,8 +130,8 @@ class ArchSearcher(Searcher):
     ----------
     base
         The searcher that proposes configs whose ``edge_{s}_{t}`` entries encode a cell of
-        ``space`` (e.g. :func:`optuna_searcher`'s ``OptunaSearch``). It gets the metric and mode
-        of this searcher.
+        ``space`` (e.g. :func:`optuna_searcher`'s ``OptunaSearch``), built with this searcher's
+        metric and mode (or none: it then gets them).
     space, filter
         The search space and the filter every launched cell passes (object, registered name or
         ``None``).
@@ -136,9 +143,6 @@ class ArchSearcher(Searcher):
     timeout
         Seconds after the first ``suggest`` of a run (a restored run starts its own clock) after
         which no new trial is launched.
-    max_epochs
-        The last epoch of a full evaluation: a trial a scheduler stopped at that epoch ran its
-        whole training, so its last reported value is its value (COMPLETE, not PRUNED).
     dedupe
         Answer duplicates from the cache and park duplicates of running cells.
     study
@@ -150,21 +154,26 @@ class ArchSearcher(Searcher):
 
     def __init__(self, base: Searcher, space: ProductSpace | str = "nb201", *, filter: Any = None,
                  metric: str = METRIC, mode: str = "max", n_trials: int | None = None,
-                 timeout: float | None = None, max_epochs: int | None = None, dedupe: bool = True,
+                 timeout: float | None = None, dedupe: bool = True,
                  study: optuna.Study | None = None, max_tries: int = 20):
         if mode not in ("max", "min"):
             raise NasplugError(f"mode must be max or min, got {mode!r}")
         if n_trials is not None and n_trials < 0:
             raise NasplugError(f"n_trials must be at least 0, got {n_trials}")
         super().__init__(metric=metric, mode=mode)
+        if base.metric is None:
+            base.set_search_properties(metric, mode, {})
+        elif (base.metric, base.mode) != (metric, mode):
+            raise NasplugError(f"the base searcher optimizes {base.metric!r} ({base.mode}), this one "
+                               f"{metric!r} ({mode}): give both the same metric and mode")
         self.base = base
-        self.base.set_search_properties(metric, mode, {})
         self.space = resolve_space(space)
         self.keep = KeepMask(self.space, resolve_filter(filter, self.space))
-        self.n_trials, self.timeout, self.max_epochs = n_trials, timeout, max_epochs
+        self.n_trials, self.timeout = n_trials, timeout
         self.dedupe, self.study, self.max_tries = dedupe, study, max(1, int(max_tries))
         self.cache = ResultCache()
         self.live: dict[str, _Proposal] = {}          # Ray trial id -> launched proposal
+        self.seen: dict[str, int] = {}                # Ray trial id -> last training_iteration seen
         self.parked: dict[str, list[_Proposal]] = {}  # Ray trial id of the running cell -> waiting
         self.released: list[_Proposal] = []           # parked proposals to launch themselves
         self.proposed = 0
@@ -212,18 +221,20 @@ class ArchSearcher(Searcher):
                 continue
             running = self.cache.running(proposal.key) if self.dedupe else None
             if running is not None:
-                proposal.waiting_for = running
                 self.parked.setdefault(running, []).append(proposal)
                 logger.info("trial %s: %s is being evaluated by Ray trial %s: parked until it finishes",
-                            proposal.optuna_trial, proposal.arch, running)
+                            proposal.name, proposal.arch, running)
                 continue
             return self._launch(trial_id, proposal)
         return self._finish()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         proposal = self.live.get(trial_id)
-        if proposal is not None and TIME_ATTR in result and self.metric in result \
-                and not result.get(ATTR_EVALUATED) and ATTR_FAIL_REASON not in result:
+        if proposal is None:
+            return
+        self.seen[trial_id] = int(result.get(TRAINING_ITERATION, 0) or 0)
+        if TIME_ATTR in result and self.metric in result and not result.get(ATTR_EVALUATED) \
+                and ATTR_FAIL_REASON not in result:
             self.base.on_trial_result(proposal.base_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
@@ -233,31 +244,32 @@ class ArchSearcher(Searcher):
         result = result or {}
         value = result.get(self.metric)
         finite = isinstance(value, int | float) and math.isfinite(value)
+        # Tune withholds from on_trial_result the result on which a scheduler or stopper ends a
+        # trial: a last result newer than any seen means the trial was stopped, not finished.
+        stopped = int(result.get(TRAINING_ITERATION, 0) or 0) > self.seen.pop(trial_id, 0)
         if error or ATTR_FAIL_REASON in result:
             reason = result.get(ATTR_FAIL_REASON) or CRASHED
-            self._record(proposal, {ATTR_FAIL_REASON: reason, ATTR_RAY_TRIAL: trial_id})
+            self._record(proposal.optuna_trial, {ATTR_FAIL_REASON: reason, ATTR_RAY_TRIAL: trial_id})
             self.base.on_trial_complete(proposal.base_id, None, error=True)
-            logger.info("trial %s failed: %s (%s)", proposal.optuna_trial, proposal.arch, reason)
-        elif finite and (result.get(ATTR_EVALUATED) or self._ran_every_epoch(result)):
+            logger.info("trial %s failed: %s (%s)", proposal.name, proposal.arch, reason)
+        elif finite and (not stopped or result.get(ATTR_EVALUATED)):
             attrs = {k: v for k, v in result.items() if k.startswith("nasplug:")}
-            self._record(proposal, {**attrs, ATTR_EVALUATED: True, ATTR_RAY_TRIAL: trial_id})
+            self._record(proposal.optuna_trial, {**attrs, ATTR_EVALUATED: True, ATTR_RAY_TRIAL: trial_id})
             self.base.on_trial_complete(proposal.base_id, {self.metric: value})
             self.cache.record(proposal.key, self._label(proposal, trial_id), value)
-            logger.info("trial %s: %.4f  %s", proposal.optuna_trial, value, proposal.arch)
+            logger.info("trial %s: %.4f  %s", proposal.name, value, proposal.arch)
             for waiting in self.parked.pop(trial_id, []):
                 self._complete_duplicate(waiting, self._label(proposal, trial_id), value)
             return
         else:  # stopped by a scheduler before its evaluation ended: a low-fidelity value
             if finite and TIME_ATTR in result:
                 self.base.on_trial_result(proposal.base_id, result)
-            self._record(proposal, {ATTR_RAY_TRIAL: trial_id})
+            self._record(proposal.optuna_trial, {ATTR_RAY_TRIAL: trial_id})
             self.base.on_trial_complete(proposal.base_id, None)
-            logger.info("trial %s stopped early at %s %s: %s", proposal.optuna_trial, TIME_ATTR,
+            logger.info("trial %s stopped early at %s %s: %s", proposal.name, TIME_ATTR,
                         result.get(TIME_ATTR), proposal.arch)
         self.cache.abandon(proposal.key, trial_id)
-        for waiting in self.parked.pop(trial_id, []):
-            waiting.waiting_for = None
-            self.released.append(waiting)
+        self.released.extend(self.parked.pop(trial_id, []))
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as fh:
@@ -269,12 +281,6 @@ class ArchSearcher(Searcher):
         self._started = None  # a resumed run gets its own timeout
 
     # ------------------------------------------------------------------ internals
-    @property
-    def finished(self) -> bool:
-        """No further proposal will come (budget reached or base searcher finished), none waits."""
-        budget = self.base_finished or (self.n_trials is not None and self.proposed >= self.n_trials)
-        return (budget or self._out_of_time()) and not self.parked and not self.released
-
     def _out_of_time(self) -> bool:
         return (self.timeout is not None and self._started is not None
                 and time.monotonic() - self._started >= self.timeout)
@@ -289,9 +295,6 @@ class ArchSearcher(Searcher):
         self.live[trial_id] = proposal
         return dict(proposal.config)
 
-    def _ran_every_epoch(self, result: dict) -> bool:
-        return self.max_epochs is not None and int(result.get(TIME_ATTR, 0) or 0) >= self.max_epochs
-
     def _label(self, proposal: _Proposal, trial_id: str) -> Any:
         return proposal.optuna_trial if proposal.optuna_trial is not None else trial_id
 
@@ -303,26 +306,23 @@ class ArchSearcher(Searcher):
         return True
 
     def _complete_duplicate(self, proposal: _Proposal, of: Any, value: float) -> None:
-        self._record(proposal, {ATTR_DUPLICATE_OF: of})
+        self._record(proposal.optuna_trial, {ATTR_DUPLICATE_OF: of})
         self.base.on_trial_complete(proposal.base_id, {self.metric: value})
         logger.info("trial %s: %.4f  %s (duplicate of trial %s: not evaluated again)",
-                    proposal.optuna_trial, value, proposal.arch, of)
+                    proposal.name, value, proposal.arch, of)
 
     def _reject(self, base_id: str, config: dict[str, Any]) -> None:
         self.rejected += 1
-        number = config.get(OPTUNA_TRIAL)
-        if number is not None:
-            name = getattr(self.keep.filter, "name", type(self.keep.filter).__name__)
-            self._record(_Proposal(base_id, config, "", "", number), {ATTR_REJECTED_BY: name})
+        name = getattr(self.keep.filter, "name", type(self.keep.filter).__name__)
+        self._record(config.get(OPTUNA_TRIAL), {ATTR_REJECTED_BY: name})
         self.base.on_trial_complete(base_id, None)
 
-    def _record(self, proposal: _Proposal, attrs: dict[str, Any]) -> None:
-        """Write attributes to the proposal's Optuna trial (when there is a study)."""
-        if self.study is None or proposal.optuna_trial is None:
+    def _record(self, number: int | None, attrs: dict[str, Any]) -> None:
+        """Write attributes to the Optuna trial ``number`` (when there is a study)."""
+        if self.study is None or number is None:
             return
         storage = self.study._storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id,
-                                                                   proposal.optuna_trial)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
         for key, value in attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)
 
@@ -346,7 +346,7 @@ def optuna_searcher(space: ProductSpace | str = "nb201", *, filter: Any = "dag_b
 
     ``storage`` is where the study lives (default: in memory; give a file/RDB storage, e.g.
     :func:`nasplug.optuna.open_storage`, for reports, the dashboard and ``Tuner.restore``).
-    ``kwargs`` go to :class:`ArchSearcher` (``n_trials``, ``timeout``, ``max_epochs``, ``dedupe``).
+    ``kwargs`` go to :class:`ArchSearcher` (``n_trials``, ``timeout``, ``dedupe``).
 
     Examples
     --------

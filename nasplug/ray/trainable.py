@@ -9,7 +9,9 @@ the user's ``module:function``) on the cell of the trial's config and reports to
   a trial restarted by Tune (its worker died, ``FailureConfig(max_failures)``; or the driver was
   interrupted and the experiment restored) resumes from it instead of starting over;
 * the final value with ``nasplug:evaluated`` and the evaluator's attributes (learning rate,
-  training seconds);
+  training seconds) — in one report with the last epoch (``epoch >= --epochs``), so a scheduler
+  that stops trials at their last epoch (ASHA's ``max_t``) cannot cut a finished training off
+  before its final value;
 * a failed evaluation (:class:`~nasplug.search.EvaluationFailed`: a diverged training, a cell
   missing from the table) as a result with ``nasplug:fail_reason`` — not as an exception, so Tune
   does not retry a deterministic failure ``max_failures`` times; the searcher records it as FAIL.
@@ -120,9 +122,14 @@ def evaluate_trial(config: dict[str, Any], search: dict[str, Any]) -> None:
     settings = SearchConfig.from_dict(search)
     arch = arch_from_config(config, get_space(settings.space))
     store = TrialStore()
+    last: dict[str, Any] = {}
 
     def report(step: int, value: float) -> None:
-        if math.isfinite(value):
+        if not math.isfinite(value):
+            return
+        if step >= settings.epochs:  # the last epoch: reported once, with the final value
+            last[TIME_ATTR] = int(step)
+        else:
             store.report({METRIC: float(value), TIME_ATTR: int(step)})
 
     try:
@@ -134,4 +141,4 @@ def evaluate_trial(config: dict[str, Any], search: dict[str, Any]) -> None:
     except NasplugError as err:  # a setting this worker cannot honour (no GPU, missing data)
         tune.report({METRIC: float("nan"), ATTR_FAIL_REASON: f"error: {err}"})
         return
-    tune.report({METRIC: result.value, ATTR_EVALUATED: True, **result.attrs})
+    store.report({METRIC: result.value, ATTR_EVALUATED: True, **result.attrs, **last})

@@ -55,11 +55,10 @@ def _setup(csv: str, dataset: str) -> None:
     from nasplug.nasbench import load_benchmark
 
     space = search_spaces.get("nb201")
-    table = load_benchmark(csv)
-    lookup = np.full(space.size, np.nan)
-    lookup[table.space_indices(space)] = table.column(dataset)
-    k = math.ceil(0.001 * int(np.isfinite(lookup).sum()))
-    _TABLE.update(space=space, lookup=lookup, threshold=float(np.sort(lookup[np.isfinite(lookup)])[-k]), k=k)
+    lookup = load_benchmark(csv).aligned(space, np.arange(space.size), dataset)  # NaN: not in the table
+    known = np.sort(lookup[np.isfinite(lookup)])
+    k = math.ceil(0.001 * len(known))
+    _TABLE.update(space=space, lookup=lookup, threshold=float(known[-k]), k=k)
 
 
 def _sampler(name: str, filter_name: str, start: str, seed: int):

@@ -31,6 +31,7 @@ from nasplug.optuna.storage import (
     storage_url,
 )
 from nasplug.search import SearchConfig, resolve_filter
+from nasplug.search_spaces import ProductSpace
 from nasplug.search_spaces import get as get_space
 
 #: The study's user attribute holding the evaluation identity it was created with.
@@ -104,6 +105,18 @@ def work(config: SearchConfig, worker: int = 0) -> int:
     return len(study.get_trials(deepcopy=False)) - before
 
 
+def check_inputs(config: SearchConfig) -> tuple[ProductSpace, Any]:
+    """The config's space and filter, with its benchmark file / objective loaded once: a bad name,
+    file or ``module:function`` is a one-line error before any work (a training objective loads its
+    data in the workers)."""
+    space = get_space(config.space)
+    filt = resolve_filter(config.filter, space)
+    if config.objective != "train":
+        config.evaluator()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return space, filt
+
+
 def _spawned(config: dict[str, Any], worker: int) -> None:
     work(SearchConfig.from_dict(config), worker)
 
@@ -112,11 +125,7 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
                echo: Callable[[str], None] = print) -> SearchSummary:
     """Create or resume the study, run ``config.jobs`` workers until it has ``config.n_trials``
     trials, and write the report (``summary.md/json``, plots) to ``out``."""
-    space = get_space(config.space)
-    filt = resolve_filter(config.filter, space)  # validates the name before any work
-    if config.objective != "train":
-        config.evaluator()  # validate files / callables before any work
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, filt = check_inputs(config)
     study = open_study(config, create=True)
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is None:

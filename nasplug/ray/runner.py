@@ -38,13 +38,12 @@ from ray.tune.schedulers import ASHAScheduler
 
 from nasplug.errors import NasplugError
 from nasplug.optuna.report import SearchSummary, write_report
-from nasplug.optuna.runner import CONFIG_ATTR, make_sampler, open_study, worker_seed
+from nasplug.optuna.runner import CONFIG_ATTR, check_inputs, make_sampler, open_study, worker_seed
 from nasplug.optuna.storage import DEAD_WORKER, counted_trials, storage_url
 from nasplug.ray.searcher import METRIC, TIME_ATTR, optuna_searcher
 from nasplug.ray.trainable import evaluate_trial
-from nasplug.search import SearchConfig, resolve_filter
+from nasplug.search import SearchConfig
 from nasplug.search.attrs import ATTR_FAIL_REASON
-from nasplug.search_spaces import get as get_space
 
 #: Study attribute: the Ray experiment this study is being searched by, and whether it finished.
 ATTR_RAY_EXPERIMENT = "nasplug:ray_experiment"
@@ -219,11 +218,7 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
     (``False``: interrupted, rerun to resume)."""
     check_settings(config, options)
     config = absolute_paths(config)
-    space = get_space(config.space)
-    filt = resolve_filter(config.filter, space)  # validates the name before any work
-    if config.objective != "train":
-        config.evaluator()  # validate files / callables before any work
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, filt = check_inputs(config)
     study = open_study(config, create=True)
     _check_identity(study, config)
     out = Path(out).resolve()

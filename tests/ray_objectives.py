@@ -19,12 +19,6 @@ def _log(name: str, *fields) -> None:
         fh.write(" ".join(str(f) for f in (os.getpid(), *fields)) + "\n")
 
 
-def width(arch) -> float:
-    """A deterministic value with many ties: effective width (no steps, no state)."""
-    _log("width", arch.canonical_key())
-    return arch.path_stats().effective_width
-
-
 def diverge(arch) -> float:
     """NaN (a diverged training) for cells with at most 2 paths, else the number of paths."""
     _log("diverge", arch.canonical_key())
@@ -32,21 +26,10 @@ def diverge(arch) -> float:
     return float("nan") if paths <= 2 else float(paths)
 
 
-def steps(arch, report, store) -> float:
-    """Three reported steps with resumable state: value at step s = effective width × s / 3."""
-    state = store.load() or {"step": 0}
-    final = arch.path_stats().effective_width
-    for step in range(state["step"] + 1, 4):
-        value = final * step / 3
-        _log("steps", step, arch.canonical_key())
-        store.save(step, {"step": step})
-        report(step, value)
-    return final
-
-
 def die_once(arch, report, store) -> float:
-    """Like :func:`steps`, but the first trial to get here, on its first attempt, stops after its
-    step-1 checkpoint, writes its pid to ``victim.pid`` and waits to be killed (SIGKILL by the test)."""
+    """Three reported steps with resumable state (value at step s = effective width × s / 3); the
+    first trial to get here, on its first attempt, stops after its step-1 checkpoint, writes its pid
+    to ``victim.pid`` and waits to be killed (SIGKILL by the test)."""
     folder = Path(os.environ["NASPLUG_RAY_TEST_DIR"])
     state = store.load() or {"step": 0}
     final = arch.path_stats().effective_width

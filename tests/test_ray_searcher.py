@@ -301,6 +301,29 @@ def test_save_and_restore_continue_exactly_where_the_search_was(tmp_path):
     assert [t.value for t in restored.study.get_trials()] == [t.value for t in original.study.get_trials()]
 
 
+def test_a_restore_from_an_older_snapshot_counts_what_the_study_recorded_since(tmp_path):
+    """kill -9 between two snapshots: the study holds trials the restored searcher never saw. The
+    finished ones count towards n_trials and answer duplicates; the RUNNING one does not count."""
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    searcher = optuna_searcher("nb201", filter="dag_box", n_trials=8, seed=4,
+                               storage=optuna.storages.RDBStorage(url), study_name="nas")
+    tune = Tune(searcher, width_outcome, k=2)
+    tune.step()
+    tune.step()                                  # trials 0, 1 finished; 2 running
+    searcher.save(str(tmp_path / "old.pkl"))     # the last snapshot: 3 proposed
+    tune.step()
+    tune.step()                                  # 2, 3 finished; 4 running: the driver dies here
+    states = [t.state for t in searcher.study.get_trials()]
+    assert states == [TrialState.COMPLETE] * 4 + [TrialState.RUNNING]
+    restored = optuna_searcher("nb201", filter="dag_box", n_trials=8, seed=4,
+                               storage=optuna.storages.RDBStorage(url), study_name="nas")
+    restored.restore(str(tmp_path / "old.pkl"))
+    # 3 from the snapshot (trial 2 among them: Tune reruns it) + trial 3; not the orphan trial 4
+    assert restored.proposed == 4
+    since = searcher.study.get_trials()[3]
+    assert restored.cache.lookup(since.user_attrs[ATTR_KEY]).value == since.value
+
+
 def test_timeout_stops_launching_and_a_restored_run_gets_its_own_clock(tmp_path):
     searcher = optuna_searcher("nb201", filter="dag_box", seed=0, timeout=0.0)
     assert searcher.suggest("r1") == Searcher.FINISHED

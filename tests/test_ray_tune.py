@@ -235,6 +235,36 @@ def test_an_interrupted_driver_is_resumed_by_rerunning_the_command(ray_session, 
         assert t.value == pytest.approx(ArchGraph.parse(t.user_attrs[ATTR_ARCH]).path_stats().effective_width)
 
 
+@pytest.mark.slow
+def test_a_driver_killed_hard_is_resumed_by_rerunning_the_command(ray_session, tmp_path):
+    """kill -9 of the driver (no snapshot at the end): the rerun restores the last snapshot; trials
+    proposed after it are failed as a dead worker's (not counted), nothing is evaluated twice in
+    the study, and it ends with n_trials counted trials, none RUNNING."""
+    scratch = ray_session
+    _clear(scratch, "slow.log")
+    out = tmp_path / "s"
+    args = ["--objective", "ray_objectives:slow", "--n-trials", "16", "--filter", "dag_box",
+            "--max-concurrent", "2"]
+    path = os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen([sys.executable, "-m", "nasplug.cli", "search", "--backend", "ray", "--out",
+                               str(out), "--quiet", *args], env=env, cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: len(_log(scratch, "slow")) >= 5, "five evaluations by the first driver")
+    finally:
+        driver.kill()
+        driver.wait(timeout=60)
+    assert _search(out, *args) == 0
+    trials = _study(out).get_trials()
+    counted = [t for t in trials if not str(t.user_attrs.get(ATTR_FAIL_REASON, "")).startswith("worker_died")]
+    assert len(counted) == 16 and all(t.state == TrialState.COMPLETE for t in counted)
+    assert all(t.state != TrialState.RUNNING for t in trials)
+    keys = [t.user_attrs[ATTR_KEY] for t in trials if t.user_attrs.get(ATTR_EVALUATED)]
+    assert len(keys) == len(set(keys))
+
+
 # ----------------------------------------------------------------------------- user errors
 def _cli_subprocess(args: list[str], block_ray: bool = False) -> subprocess.CompletedProcess:
     prelude = "import sys; sys.modules['ray'] = None; " if block_ray else "import sys; "

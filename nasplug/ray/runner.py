@@ -269,6 +269,7 @@ def _run_experiments(config: SearchConfig, options: RayOptions, study: optuna.St
         if not _fit(tune.Tuner.restore(experiment["path"], trainable=trainable, resume_unfinished=True),
                     study, experiment):
             return False
+    lost = _fail_running(study)  # nothing runs now: a RUNNING trial is a stopped driver's proposal
     remaining = config.n_trials - counted_trials(study)
     if remaining > 0:
         concurrent = options.max_concurrent or default_concurrency(options)
@@ -281,7 +282,7 @@ def _run_experiments(config: SearchConfig, options: RayOptions, study: optuna.St
                            run_config=_run_config(options, name, storage_path))
         if not _fit(tuner, study, experiment):
             return False
-    lost = _fail_running(study)
+        lost += _fail_running(study)
     if lost:
         echo(f"{len(lost)} trial(s) proposed by an earlier driver that stopped before saving them: "
              f"{lost} (recorded as failed, not counted)")

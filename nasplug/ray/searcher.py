@@ -177,6 +177,7 @@ class ArchSearcher(Searcher):
         self.parked: dict[str, list[_Proposal]] = {}  # Ray trial id of the running cell -> waiting
         self.released: list[_Proposal] = []           # parked proposals to launch themselves
         self.proposed = 0
+        self.last_number = -1                         # highest Optuna trial number proposed
         self.rejected = 0
         self.base_finished = False
         self._asked = 0
@@ -215,6 +216,7 @@ class ArchSearcher(Searcher):
                     return None
                 continue
             self.proposed += 1
+            self.last_number = max(self.last_number, config.get(OPTUNA_TRIAL, -1))
             proposal = _Proposal(base_id, dict(config), evaluation_key(arch.canonical_key(),
                                  hyperparameters(config, self.space)), str(arch), config.get(OPTUNA_TRIAL))
             if self.dedupe and self._answer_from_cache(proposal):
@@ -279,6 +281,8 @@ class ArchSearcher(Searcher):
         with open(checkpoint_path, "rb") as fh:
             self.__dict__.update(pickle.load(fh))
         self._started = None  # a resumed run gets its own timeout
+        if self.study is not None:
+            self._catch_up(self.study)
 
     # ------------------------------------------------------------------ internals
     def _out_of_time(self) -> bool:
@@ -318,13 +322,28 @@ class ArchSearcher(Searcher):
         self.base.on_trial_complete(base_id, None)
 
     def _record(self, number: int | None, attrs: dict[str, Any]) -> None:
-        """Write attributes to the Optuna trial ``number`` (when there is a study)."""
+        """Write attributes to the Optuna trial ``number`` (when there is a study). A trial that is
+        already finished is left alone: after a driver killed hard, Tune restores the searcher of
+        its last snapshot and may finish again a trial the study had already recorded."""
         if self.study is None or number is None:
             return
         storage = self.study._storage
         trial_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
+        if storage.get_trial(trial_id).state.is_finished():
+            logger.info("trial %s was recorded before the driver stopped: kept as it is", number)
+            return
         for key, value in attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)
+
+    def _catch_up(self, study: optuna.Study) -> None:
+        """After a driver stopped between two snapshots (kill -9), the study holds what this
+        searcher proposed after its last one: finished trials count towards ``n_trials`` and feed the
+        cache; RUNNING ones never ran to the end (the runner fails them as a dead worker's)."""
+        for t in study.get_trials(deepcopy=False):
+            if t.number > self.last_number and t.state.is_finished() and ATTR_REJECTED_BY not in t.user_attrs:
+                self.proposed += 1
+                self.last_number = t.number
+        self._seed_cache(study)
 
     def _seed_cache(self, study: optuna.Study) -> None:
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

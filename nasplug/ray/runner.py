@@ -43,7 +43,7 @@ from nasplug.optuna.storage import DEAD_WORKER, counted_trials, storage_url
 from nasplug.ray.searcher import METRIC, TIME_ATTR, optuna_searcher
 from nasplug.ray.trainable import evaluate_trial
 from nasplug.search import SearchConfig
-from nasplug.search.attrs import ATTR_FAIL_REASON
+from nasplug.search.attrs import ATTR_EVALUATED, ATTR_FAIL_REASON
 
 #: Study attribute: the Ray experiment this study is being searched by, and whether it finished.
 ATTR_RAY_EXPERIMENT = "nasplug:ray_experiment"
@@ -200,12 +200,15 @@ def _fit(tuner: tune.Tuner, study: optuna.Study, experiment: dict[str, Any]) -> 
 
 
 def _fail_running(study: optuna.Study) -> list[int]:
-    """After a finished experiment nothing runs: a RUNNING trial was proposed by a driver that stopped
-    before saving it. Fail it as a dead worker's trial (it does not count towards ``n_trials``)."""
+    """When no experiment runs, a RUNNING trial belongs to a driver that stopped before recording its
+    end (killed after proposing it, or while writing its result). Fail it as a dead worker's trial:
+    it does not count towards ``n_trials``, and a result it may have started to record is void."""
     lost = []
     reason = f"{DEAD_WORKER}: its Ray driver stopped before the trial was saved"
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_user_attr(t._trial_id, ATTR_FAIL_REASON, reason)
+        if t.user_attrs.get(ATTR_EVALUATED):
+            study._storage.set_trial_user_attr(t._trial_id, ATTR_EVALUATED, False)
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         lost.append(t.number)
     return lost

@@ -12,6 +12,10 @@ Design choices
   raise (``optuna.TrialPruned``, Ray's stop) — those exceptions propagate unchanged.
 * Deterministic on CPU for a given seed (seeded init, shuffling and augmentation generators);
   ``device="auto"`` picks CUDA when available, where bf16 autocast (AMP) is on by default.
+* Resumable: ``on_state(epoch, state)`` receives everything the run needs to continue after every
+  epoch (model, optimizer, epoch, step, RNG states, metrics so far), and ``train(..., state=state)``
+  continues from it. On CPU a resumed run is bit-identical to an uninterrupted one (tested), which
+  is what lets a search backend restart a trial on another worker from its last checkpoint.
 
 [C24] W. Chen, J. Wu, Z. Wang, B. Hanin. *Principled Architecture-aware Scaling of
 Hyper-parameters.* ICLR 2024, arXiv:2402.17440.
@@ -19,6 +23,7 @@ Hyper-parameters.* ICLR 2024, arXiv:2402.17440.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +41,7 @@ from nasplug.models import build_cnn, build_darts, build_mlp, build_nb101, build
 from nasplug.theory.hparams import DEFAULT_BASE_LR, DEFAULT_WIDTH, MODELS, principled_lr
 
 Callback = Callable[[int, dict[str, float]], None]
+StateCallback = Callable[[int, dict[str, Any]], None]
 
 
 @dataclass
@@ -147,7 +153,8 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
           weight_decay: float = 5e-4, warmup_epochs: float = 0.0, schedule: str = "cosine",
           augment: bool = False, device: str | torch.device = "auto", amp: bool | None = None,
           seed: int = 0, callback: Callback | None = None, progress: bool = True,
-          evaluate_every: int = 1, max_steps: int | None = None, test: bool = True) -> TrainResult:
+          evaluate_every: int = 1, max_steps: int | None = None, test: bool = True,
+          state: dict[str, Any] | None = None, on_state: StateCallback | None = None) -> TrainResult:
     """Train ``model`` with SGD, stopping early (as :class:`TrainingDiverged`) on a NaN/inf loss.
 
     Parameters
@@ -178,6 +185,15 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
     test
         Evaluate the test split once after training (``result.test_*``). Searches pass
         ``False``: they select on the validation split and never look at the test split.
+    state
+        Continue a run from a state that ``on_state`` produced (same model, data and settings):
+        weights, optimizer, epoch, step, the shuffling generator, torch's CPU RNG and the metrics
+        so far are restored, and training goes on with the next epoch.
+    on_state
+        ``on_state(epoch, state)`` after every epoch, *before* ``callback``, so a caller can attach
+        the state to the epoch's report (a checkpoint). ``state`` is a dict of CPU-independent copies
+        (``torch.save``-able): keys ``model``, ``optimizer``, ``epoch``, ``step``, ``generator``,
+        ``torch_rng``, ``result``.
 
     Returns
     -------
@@ -199,14 +215,25 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum,
                           nesterov=nesterov and momentum > 0, weight_decay=weight_decay)
+    first_epoch, step, done_seconds = 1, 0, 0.0
+    result = TrainResult(lr=lr, device=str(dev), info={"monitor": monitor})
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        first_epoch, step = int(state["epoch"]) + 1, int(state["step"])
+        for key, value in state["result"].items():
+            setattr(result, key, copy.deepcopy(value))
+        result.device, done_seconds = str(dev), result.seconds
     n_train = len(data.y_train)
     steps_per_epoch = max(1, math.ceil(n_train / batch_size))
     total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
     warmup_steps = int(round(warmup_epochs * steps_per_epoch))
     x_dev, y_dev = data.x_train.to(dev), data.y_train.to(dev)  # small datasets: keep on device
-    result = TrainResult(lr=lr, device=str(dev), info={"monitor": monitor})
-    start, step = time.perf_counter(), 0
-    bar = tqdm(range(1, epochs + 1), desc="train", unit="ep", disable=not progress, leave=False)
+    start = time.perf_counter() - done_seconds
+    bar = tqdm(range(first_epoch, epochs + 1), desc="train", unit="ep", disable=not progress, leave=False,
+               initial=first_epoch - 1, total=epochs)
     try:
         for epoch in bar:
             loss_sum = torch.zeros((), device=dev)
@@ -256,6 +283,9 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
             result.epochs_run, result.train_loss = epoch, train_loss
             shown = metrics.get(f"{monitor}_acc", float("nan"))
             bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{shown:.3f}")
+            if on_state is not None:
+                result.seconds = metrics["seconds"]
+                on_state(epoch, _state(model, opt, gen, epoch, step, result))
             if callback is not None:
                 callback(epoch, metrics)
             if last:
@@ -266,6 +296,29 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
         result.test_loss, result.test_acc = evaluate(model, data, "test", device=dev, amp=amp)
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _state(model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, epoch: int, step: int,
+           result: TrainResult) -> dict[str, Any]:
+    """Everything :func:`train` needs to continue after ``epoch`` (copies on the CPU)."""
+    cpu = torch.device("cpu")
+    return {
+        "model": {k: v.detach().to(cpu, copy=True) for k, v in model.state_dict().items()},
+        "optimizer": _to_cpu(opt.state_dict()),
+        "epoch": epoch, "step": step, "generator": gen.get_state(), "torch_rng": torch.get_rng_state(),
+        "result": copy.deepcopy({k: v for k, v in result.__dict__.items() if k not in ("status", "device")}),
+    }
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A copy of a nested state dict with every tensor copied to the CPU (never aliasing)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
 
 
 def _diverged(result: TrainResult, start: float, reason: str) -> TrainingDiverged:

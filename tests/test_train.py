@@ -94,6 +94,61 @@ def test_callback_sees_every_epoch_and_its_exceptions_propagate(digits):
     assert {"train_loss", "valid_acc", "lr"} <= seen[0][1] and "test_acc" not in seen[0][1]
 
 
+def test_resumed_run_is_bit_identical_to_an_uninterrupted_one(digits):
+    """Interrupt after epoch 2 (the state saved then goes through torch.save/load, as a checkpoint
+    would), resume in a freshly built model: weights, optimizer and metrics equal the straight run."""
+    import io
+
+    kw = dict(epochs=4, lr=0.05, seed=3, warmup_epochs=1, augment=False, progress=False, device="cpu")
+    straight = build_mlp("2_21_112", 64, 32, 10, seed=0)
+    full = train(straight, digits, **kw)
+
+    saved = {}
+
+    class Killed(Exception):
+        pass
+
+    def on_state(epoch, state):
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        saved[epoch] = buf.getvalue()
+
+    def kill(epoch, metrics):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(build_mlp("2_21_112", 64, 32, 10, seed=0), digits, callback=kill, on_state=on_state, **kw)
+    assert sorted(saved) == [1, 2]
+    state = torch.load(io.BytesIO(saved[2]), weights_only=False)
+    resumed_net = build_mlp("2_21_112", 64, 32, 10, seed=7)  # another init: the state must win
+    epochs_seen = []
+    resumed = train(resumed_net, digits, state=state, callback=lambda e, m: epochs_seen.append(e), **kw)
+    assert epochs_seen == [3, 4]
+    assert [m["train_loss"] for m in resumed.history] == [m["train_loss"] for m in full.history]
+    assert resumed.test_acc == full.test_acc and resumed.epochs_run == 4
+    for a, b in zip(straight.state_dict().values(), resumed_net.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_state_is_a_copy_not_a_view_of_the_live_model(digits):
+    states = []
+    net = build_mlp("2", 64, 16, 10, seed=0)
+    train(net, digits, epochs=2, lr=0.05, progress=False, device="cpu",
+          on_state=lambda e, s: states.append(s))
+    first, second = (s["model"] for s in states)
+    assert any(not torch.equal(first[k], second[k]) for k in first)   # epoch 1 was not overwritten
+    assert all(torch.equal(second[k], v) for k, v in net.state_dict().items())
+
+
+def test_resuming_a_finished_run_returns_its_result(digits):
+    states = []
+    kw = dict(epochs=2, lr=0.05, progress=False, device="cpu")
+    full = train(build_mlp("2", 64, 16, 10, seed=0), digits, on_state=lambda e, s: states.append(s), **kw)
+    again = train(build_mlp("2", 64, 16, 10, seed=0), digits, state=states[-1], **kw)
+    assert again.ok and again.epochs_run == 2 and again.test_acc == full.test_acc
+
+
 def test_lr_schedule_by_hand():
     assert lr_schedule(0, 100, 10) == pytest.approx(0.1)
     assert lr_schedule(9, 100, 10) == pytest.approx(1.0)

@@ -1,5 +1,8 @@
 """``nasplug search``: an Optuna study over a search space, with unpromising cells pruned before training.
 
+``--backend ray`` runs the trials on a Ray cluster (Ray Tune) instead of local processes; the study,
+the filter, the report and ``rerun to resume`` stay the same (nasplug.ray.runner, docs/ray.md).
+
 The objective is pluggable: training with each cell's principled init and LR [C24] on digits (default)
 or CIFAR (``--dataset cifar10 --data-root DIR``), a NAS-Bench-201 table lookup (``--benchmark FILE``)
 for fast reproducible experiments, or any ``--objective MODULE:FUNCTION``. The study lives in a storage
@@ -11,6 +14,8 @@ accuracy,params`` (or ``flops``, ``latency``) searches for the Pareto front of a
 """
 
 from __future__ import annotations
+
+import sys
 
 from nasplug.checks import device_arg, float_arg, int_arg
 from nasplug.search.config import INITS, PRUNERS, SAMPLERS
@@ -105,11 +110,57 @@ def add_parser(sub) -> None:
                    help="seed of the sampler and of each training (default %(default)s)")
     p.add_argument("--max-tries", type=int_arg(1), default=20,
                    help="proposals per trial before the filter's fallback, >= 1 (default %(default)s)")
+    p.add_argument("--scored-startup", type=int_arg(0), default=0, metavar="N",
+                   help="while fewer than N trials have finished, propose the best-scored distinct "
+                   "cells that pass the filter (needs --scorer; see docs/parallel_efficiency.md; "
+                   "default %(default)s: off)")
     p.add_argument("--no-dedupe", action="store_true", help="train duplicates of evaluated networks again")
     p.add_argument("--top", type=int_arg(1), default=5, help="best architectures to print, >= 1 "
                    "(default %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no per-trial lines")
+    add_ray_arguments(p)
     p.set_defaults(func=run)
+
+
+#: The Ray options and their defaults (``None``: not given, which the Optuna backend requires).
+RAY_DEFAULTS = {"address": None, "cpus_per_trial": 1.0, "gpus_per_trial": 0.0, "max_concurrent": None,
+                "scheduler": "none", "ray_storage": None, "max_failures": 2}
+
+
+def add_ray_arguments(p) -> None:
+    p.add_argument("--backend", default="optuna", choices=["optuna", "ray"],
+                   help="run trials in local processes (optuna, default) or on a Ray cluster (ray; "
+                   "pip install 'nasplug[ray]')")
+    ray = p.add_argument_group("Ray backend (--backend ray; see docs/ray.md)")
+    ray.add_argument("--address", default=None,
+                     help="Ray cluster to join (auto, HOST:6379, ray://HOST:10001); default: start Ray here")
+    ray.add_argument("--cpus-per-trial", type=float_arg(0.0), default=None,
+                     help="CPUs per trial, >= 0 (default 1)")
+    ray.add_argument("--gpus-per-trial", type=float_arg(0.0), default=None,
+                     help="GPUs per trial, >= 0; fractions share a device (default 0)")
+    ray.add_argument("--max-concurrent", type=int_arg(1), default=None,
+                     help="trials at once (default: as many as the cluster's CPUs/GPUs fit)")
+    ray.add_argument("--scheduler", default=None, choices=["none", "asha"],
+                     help="asha: stop poor trials early on their per-epoch values (default none)")
+    ray.add_argument("--ray-storage", default=None, metavar="DIR|URI",
+                     help="Ray experiment storage: a folder (shared on multi-node clusters) or "
+                     "s3://…, gs://… (default OUT/ray)")
+    ray.add_argument("--max-failures", type=int_arg(0), default=None,
+                     help="restarts of a trial whose worker died, from its checkpoint (default 2)")
+
+
+def ray_options_from_args(args):
+    """The :class:`~nasplug.ray.RayOptions` of the command line (imports Ray: a missing extra is
+    one line naming it)."""
+    from nasplug.errors import require
+
+    require("ray", "ray", "--backend ray")
+    from nasplug.ray import RayOptions
+
+    given = {k: getattr(args, k) for k in RAY_DEFAULTS}
+    values = {k: RAY_DEFAULTS[k] if v is None else v for k, v in given.items()}
+    values["storage_path"] = values.pop("ray_storage")
+    return RayOptions(**values)
 
 
 # ---------------------------------------------------------------------- running
@@ -132,20 +183,48 @@ def config_from_args(args):
         dedupe=not args.no_dedupe, storage=args.storage or str(Path(args.out) / "study.db"),
         study_name=args.study_name, heartbeat=args.heartbeat, jobs=args.jobs,
         final_top=args.final_top, final_seeds=args.final_seeds, quiet=args.quiet,
+        scored_startup=args.scored_startup,
         objectives=args.objectives,
     )
 
 
 def run(args) -> int:
+    if args.backend == "ray":
+        return run_ray(args)
+    from nasplug.errors import NasplugError
+    from nasplug.optuna.runner import run_search
+
+    given = [k for k in RAY_DEFAULTS if getattr(args, k) is not None]
+    if given:
+        raise NasplugError(f"--{given[0].replace('_', '-')} is a Ray option: add --backend ray")
+    config = config_from_args(args)
+    summary = run_search(config, args.out, top=max(args.top, 10))
+    print_summary(args, config, summary)
+    return 0
+
+
+def run_ray(args) -> int:
+    """``--backend ray``: the same search with Ray Tune running the trials (nasplug.ray.runner)."""
+    options = ray_options_from_args(args)
+    config = config_from_args(args)
+    from nasplug.ray import run_ray_search
+
+    summary, finished = run_ray_search(config, options, args.out, top=max(args.top, 10))
+    print_summary(args, config, summary)
+    if not finished:
+        print("nasplug search: interrupted; the Ray experiment was saved: rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def print_summary(args, config, summary) -> None:
     from pathlib import Path
 
     from nasplug.optuna.report import final_lines, outcome_lines
-    from nasplug.optuna.runner import run_search
     from nasplug.optuna.storage import storage_url
     from nasplug.search.objectives import parse_objectives
 
-    config = config_from_args(args)
-    summary = run_search(config, args.out, top=max(args.top, 10))
     print()
     for line in outcome_lines(summary, f"filter {config.filter}", config.max_tries):
         print(line)
@@ -171,4 +250,3 @@ def run(args) -> int:
     print(f"wrote {Path(args.out) / 'summary.md'}, summary.json, {plots}, outcomes.png")
     url = storage_url(config.storage)
     print(f"dashboard: optuna-dashboard {url[len('journal:'):] if url.startswith('journal:') else url}")
-    return 0

@@ -247,13 +247,14 @@ def markdown(summary: SearchSummary, settings: dict[str, Any] | None = None) -> 
 
 
 def write_report(study: optuna.Study, out: str | Path, config: SearchConfig | None = None, top: int = 10,
-                 final: Sequence[FinalCell] | None = None,
-                 comparison: Comparison | None = None) -> SearchSummary:
-    """Write ``summary.json``, ``summary.md``, ``history.png`` and ``outcomes.png`` under ``out``."""
+                 final: Sequence[FinalCell] | None = None, comparison: Comparison | None = None,
+                 extra_settings: dict[str, Any] | None = None) -> SearchSummary:
+    """Write ``summary.json``, ``summary.md``, ``history.png`` and ``outcomes.png`` under ``out``;
+    ``extra_settings`` (e.g. a backend's own) are listed with the config's."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(study, top, config, final, comparison)
-    settings = report_settings(config) if config is not None else {}
+    settings = {**(report_settings(config) if config is not None else {}), **(extra_settings or {})}
     payload = {"config": settings, **summary.as_dict()}
     (out / "summary.json").write_text(json.dumps(payload, indent=2, default=str))
     (out / "summary.md").write_text(markdown(summary, settings))

@@ -43,8 +43,10 @@ from nasplug.optuna.storage import (
 )
 from nasplug.search import SearchConfig, resolve_filter
 from nasplug.search.attrs import ATTR_EVALUATED, ATTR_RETRY_OF
+from nasplug.search.evaluation import Evaluator
 from nasplug.search.final import compare, final_seeds, retrain_best
 from nasplug.search.progress import trial_line
+from nasplug.search_spaces import DigitSpace
 from nasplug.search_spaces import get as get_space
 
 #: The study's user attribute holding the evaluation identity it was created with.
@@ -170,7 +172,7 @@ def work(config: SearchConfig, worker: int = 0, evaluator: Any = None, filter: A
     sampler = FilteredSampler(make_sampler(config.sampler, seed),
                               filter=config.filter if filter is None else filter,
                               max_tries=config.max_tries, space=config.space, seed=seed,
-                              scorer=config.scorer)
+                              scorer=config.scorer, scored_startup=config.scored_startup)
     study.sampler = sampler
     objectives = config.objective_set()
 
@@ -194,6 +196,17 @@ def work(config: SearchConfig, worker: int = 0, evaluator: Any = None, filter: A
     study.optimize(objective, n_trials=remaining, timeout=config.timeout, catch=objective.catch,
                    callbacks=callbacks, gc_after_trial=False)
     return len(study.get_trials(deepcopy=False)) - before
+
+
+def check_inputs(config: SearchConfig) -> tuple[DigitSpace, Any, Evaluator]:
+    """The config's space, filter and evaluator: the filter fitted and the data, benchmark table or
+    ``module:function`` loaded once, so that a bad name, file or function is a one-line error
+    before any work (both backends call this first)."""
+    space = get_space(config.space)
+    filt = resolve_filter(config.filter, space)
+    evaluator = config.evaluator()
+    optuna.logging.set_verbosity(logging.ERROR)
+    return space, filt, evaluator
 
 
 def _interrupt_once() -> None:
@@ -255,10 +268,7 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
     before the first trial. Ctrl-C raises ``KeyboardInterrupt`` naming the trials that will be
     retried."""
     out = writable_dir(out, "output folder (--out)")
-    space = get_space(config.space)
-    filt = resolve_filter(config.filter, space)  # validates the name before any work
-    evaluator = config.evaluator()  # loads the data / table / user function: fails before any trial
-    optuna.logging.set_verbosity(logging.ERROR)
+    space, filt, evaluator = check_inputs(config)
     study = prepare_study(config)
     recovered = recover_dead_trials(study)
     done = counted_trials(study)
@@ -286,7 +296,7 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
         study = open_study(config)
         final = comparison = None
         if config.objective == "train" and config.final_top > 0 and config.objectives is None:
-            final, comparison = _final_stage(config, study, echo)
+            final, comparison = final_stage(config, study, echo)
     except KeyboardInterrupt:
         retry = _waiting_retries(open_study(config))
         detail = (f"trial(s) {retry} will be retried" if retry else "finished trials are kept")
@@ -296,7 +306,7 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
     return write_report(study, out, config=config, top=top, final=final, comparison=comparison)
 
 
-def _final_stage(config: SearchConfig, study: optuna.Study, echo: Callable[[str], None]):
+def final_stage(config: SearchConfig, study: optuna.Study, echo: Callable[[str], None]):
     """Retrain the best distinct cells with several seeds and test them once; runs are stored in
     the study (``nasplug:final``) as they finish, so an interrupted or repeated report reuses them."""
     cells = best_cells(study, config.final_top)

@@ -30,6 +30,12 @@ broken at random — it keeps what the base sampler wanted on as many edges as p
 itself. Either way the trial is marked with the user attributes ``nasplug:filter_fallback`` and
 ``nasplug:rejected_proposal`` and ``nasplug:filter_tries`` counts the proposals.
 
+**Scored startup** (``scored_startup=n`` with a ``scorer``): while fewer than ``n`` trials of the
+study have finished, each new trial gets the next of the best-scored, mutually distinct cells of the
+filtered space (:func:`nasplug.search.seeding.scored_cells`) that no trial of the study holds yet,
+instead of a blind proposal. That replaces the base sampler's random startup and, when K trials run
+in parallel, the whole first batch of K (``benchmarks/parallel_efficiency.py``).
+
 Why not reject inside the objective only? Raising :class:`optuna.TrialPruned` before training
 (:func:`~nasplug.optuna.prune_before_training`) is also offered, for users who keep their own sampler,
 and it lets TPE learn from the rejections; but every rejection costs a trial in the study's budget
@@ -56,7 +62,14 @@ from nasplug.graph import ArchGraph
 from nasplug.optuna.params import arch_distributions
 from nasplug.scorers import oriented
 from nasplug.search import KeepMask, resolve_filter, resolve_scorer
-from nasplug.search.attrs import ATTR_FALLBACK, ATTR_PROXY, ATTR_REJECTED_PROPOSAL, ATTR_TRIES
+from nasplug.search.attrs import (
+    ATTR_ARCH,
+    ATTR_FALLBACK,
+    ATTR_PROXY,
+    ATTR_REJECTED_PROPOSAL,
+    ATTR_TRIES,
+)
+from nasplug.search.seeding import scored_cells
 from nasplug.search_spaces import DigitSpace, resolve_space
 
 if TYPE_CHECKING:
@@ -100,8 +113,12 @@ class FilteredSampler(BaseSampler):
         NSGA-II (a joint TPE draw or an NSGA-II crossover costs milliseconds; NSGA-II's independent
         draws are uniform), 1 for other samplers — a GP proposal optimizes an acquisition function
         (~1 s) and tends to return the same point when asked again.
+    scored_startup
+        With a scorer: while fewer than this many trials of the study have finished (complete or
+        pruned), propose the best-scored distinct passing cells not yet in the study (module
+        docstring). ``0`` (default): off.
     seed
-        Seed of the wrapper's own random choices (fallback tie-breaks).
+        Seed of the wrapper's own random choices (fallback tie-breaks, ties between equal scores).
 
     Examples
     --------
@@ -125,6 +142,7 @@ class FilteredSampler(BaseSampler):
         patience: int = 3,
         candidates: int = 1,
         relative_retries: int | None = None,
+        scored_startup: int = 0,
         seed: int | None = None,
     ) -> None:
         if max_tries < 1:
@@ -133,6 +151,8 @@ class FilteredSampler(BaseSampler):
             raise NasplugError(f"fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
         if candidates < 1:
             raise NasplugError(f"candidates must be at least 1, got {candidates}")
+        if scored_startup < 0:
+            raise NasplugError(f"scored_startup must be at least 0, got {scored_startup}")
         self._base = base_sampler if base_sampler is not None else optuna.samplers.TPESampler(seed=seed)
         self._space = resolve_space(space)
         self._filter = resolve_filter(filter, self._space)
@@ -150,6 +170,11 @@ class FilteredSampler(BaseSampler):
         self._dists = arch_distributions(self._space, prefix)
         self._choices = [tuple(d.choices) for d in self._dists.values()]
         self._index = KeepMask(self._space, self._filter)
+        if scored_startup and self._scorer is None:
+            raise NasplugError("scored_startup needs a scorer (e.g. scorer='live_param_cost')")
+        self._scored_startup = int(scored_startup)
+        self._startup_over = not scored_startup
+        self._scored: list[tuple[int, ...]] = []  # computed on first use, extended when used up
         # Accepted architectures of trials in progress, by trial id: the joint draw happens on the
         # first edge and every other edge of the trial is answered from it.
         self._pending: dict[int, dict[str, Any]] = {}
@@ -280,6 +305,31 @@ class FilteredSampler(BaseSampler):
     def _params(self, digits: Sequence[int]) -> dict[str, Any]:
         return {name: choices[int(d)] for (name, choices), d in zip(zip(self._dists, self._choices), digits)}
 
+    def _next_scored(self, study: Study, trial: FrozenTrial) -> tuple[int, tuple[int, ...]] | None:
+        """``(rank, cell)``: the best-scored distinct cell no trial of the study holds, while the
+        scored startup lasts (``None`` after it, or for a trial with enqueued parameters)."""
+        if self._startup_over or trial.system_attrs.get("fixed_params"):
+            return None
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        if finished >= self._scored_startup:
+            self._startup_over = True  # finished trials never become unfinished
+            return None
+        held = {ArchGraph.parse(t.user_attrs[ATTR_ARCH]).canonical_key() for t in trials
+                if ATTR_ARCH in t.user_attrs}
+        while True:
+            if not self._scored:
+                self._scored = scored_cells(self._space, self._scorer, self._filter,
+                                            n=max(256, 4 * self._scored_startup), rng=self._seed)
+            for rank, cell in enumerate(self._scored):
+                if self._space.from_digits(cell).canonical_key() not in held:
+                    return rank, cell
+            more = scored_cells(self._space, self._scorer, self._filter, n=2 * len(self._scored),
+                                rng=self._seed)
+            if len(more) == len(self._scored):
+                return None  # every distinct passing cell is in the study already
+            self._scored = more
+
     def _draw(self, study: Study, trial: FrozenTrial, propose: Callable[[], dict[str, Any]],
               fixed: dict[str, Any]) -> dict[str, Any]:
         """Ask the base sampler for whole architectures until one passes; fall back if none does.
@@ -323,6 +373,11 @@ class FilteredSampler(BaseSampler):
             attrs[ATTR_FALLBACK] = kind
             attrs[ATTR_REJECTED_PROPOSAL] = self._describe(last)
         attrs[ATTR_TRIES] = tries
+        return self._accept(study, trial, chosen, proposal, attrs)
+
+    def _accept(self, study: Study, trial: FrozenTrial, chosen: Sequence[int], proposal: Any,
+                attrs: dict[str, Any]) -> dict[str, Any]:
+        """Record the chosen cell for the rest of the trial's edges, with its attributes."""
         accepted = self._params(chosen)
         if self._scorer is not None:
             attrs[ATTR_PROXY] = float(self._scorer.score(self._space.from_digits(chosen)))

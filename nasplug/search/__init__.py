@@ -26,6 +26,7 @@ from nasplug.search.evaluation import (
     Evaluation,
     EvaluationFailed,
     Evaluator,
+    StateStore,
     as_evaluator,
     check_value,
     load_callable,
@@ -38,7 +39,7 @@ from nasplug.search.pareto import Bounds, hypervolume, hypervolume_history, pare
 
 __all__ = [
     "attrs", "SearchConfig", "CachedResult", "ResultCache", "Evaluation", "EvaluationFailed",
-    "Evaluator", "as_evaluator", "check_value", "load_callable", "table_evaluator", "train_evaluator",
-    "KeepMask", "resolve_filter", "resolve_scorer", "LatencyMeter", "Network", "ObjectiveSet",
-    "parse_objectives", "Bounds", "hypervolume", "hypervolume_history", "pareto_mask",
+    "Evaluator", "StateStore", "as_evaluator", "check_value", "load_callable", "table_evaluator",
+    "train_evaluator", "KeepMask", "resolve_filter", "resolve_scorer", "LatencyMeter", "Network",
+    "ObjectiveSet", "parse_objectives", "Bounds", "hypervolume", "hypervolume_history", "pareto_mask",
 ]

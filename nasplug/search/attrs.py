@@ -27,6 +27,8 @@ ATTR_TRIES = "nasplug:filter_tries"
 #: Set when no proposal passed the filter: which fallback chose the cell, and the last rejected one.
 ATTR_FALLBACK = "nasplug:filter_fallback"
 ATTR_REJECTED_PROPOSAL = "nasplug:rejected_proposal"
+#: Rank (0 = best) of the trial's cell among the best-scored distinct cells it was started from.
+ATTR_SCORED_STARTUP = "nasplug:scored_startup"
 #: Number of the trial this one retries (its worker died or it was interrupted).
 ATTR_RETRY_OF = "nasplug:retry_of"
 #: Set by the training evaluator: the learning rate used and the training time in seconds.

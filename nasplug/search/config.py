@@ -60,7 +60,9 @@ class SearchConfig:
     against costs of the network (:mod:`nasplug.search.objectives`); kept in normalized form.
 
     Raises :class:`~nasplug.errors.NasplugError` (one line naming the setting and its allowed
-    values) for anything invalid, before any work.
+    values) for anything invalid, before any work. ``scored_startup`` > 0 starts the search from the
+    best-scored distinct cells of the filtered space (``FilteredSampler(scored_startup=...)``;
+    needs a ``scorer``).
     """
 
     space: str = "nb201"
@@ -84,6 +86,7 @@ class SearchConfig:
     timeout: float | None = None
     seed: int = 0
     max_tries: int = 20
+    scored_startup: int = 0
     dedupe: bool = True
     storage: str = "results/search/study.db"
     study_name: str | None = None
@@ -120,6 +123,9 @@ class SearchConfig:
             raise NasplugError("a table objective needs a benchmark file (--benchmark FILE)")
         if self.objective == "custom" and not self.callable:
             raise NasplugError("a custom objective needs --objective MODULE:FUNCTION")
+        self.scored_startup = checks.integer("scored_startup", self.scored_startup, 0)
+        if self.scored_startup and (self.scorer is None or str(self.scorer).strip().lower() in ("", "none")):
+            raise NasplugError("--scored-startup needs --scorer (e.g. live_param_cost) to rank the cells")
         if self.objective != "custom" and self.direction != "maximize":
             raise NasplugError("accuracies are maximized: --direction is for --objective only")
         if self.objective == "table":

@@ -21,7 +21,7 @@ concurrently can park a duplicate of a *running* cell instead of training it a s
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,15 @@ def evaluation_key(rule: str) -> Callable[[ArchGraph], str]:
     if rule == "cell":
         return lambda arch: f"cell:{arch}"
     raise NasplugError(f"key rule must be one of {', '.join(KEY_RULES)}, got {rule!r}")
+
+
+def with_hyperparameters(key: str, params: Mapping[str, Any] | None = None) -> str:
+    """The dedupe key of a trial: its cell's key (:func:`evaluation_key`), plus the trial's other
+    hyper-parameters (sorted by name) when it has any — the same cell with another learning rate is
+    another evaluation. ``with_hyperparameters(k) == k``."""
+    if not params:
+        return key
+    return key + "|" + ",".join(f"{name}={params[name]!r}" for name in sorted(params))
 
 
 @dataclass(frozen=True)

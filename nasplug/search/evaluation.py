@@ -1,11 +1,14 @@
 """Evaluating one architecture, independently of the search framework.
 
-An **evaluator** is ``evaluate(arch, report=None) -> float | Evaluation``: it trains the cell (or
-looks it up, or calls user code) and returns the value the search optimizes, optionally with
+An **evaluator** is ``evaluate(arch, report=None, store=None) -> float | Evaluation``: it trains the
+cell (or looks it up, or calls user code) and returns the value the search optimizes, optionally with
 attributes to record on the trial (:class:`Evaluation`). ``report(step, value)``, when
 given, receives intermediate values (one per epoch while training); a framework adapter turns
 that into ``optuna.Trial.report`` + pruning or ``ray.tune.report``, and may raise its own
-exception from ``report`` to stop the evaluation early. A failed evaluation raises
+exception from ``report`` to stop the evaluation early. ``store``, when given, is a
+:class:`StateStore`: an evaluation that can resume (training) saves its state there after every step,
+*before* reporting it, and starts from the stored state if there is one — a backend that restarts
+a trial on another worker (Ray Tune's checkpoints) plugs in there. A failed evaluation raises
 :class:`EvaluationFailed` with a short reason.
 
 * :func:`table_evaluator` — a NAS-Bench-201 table lookup (fast, reproducible search experiments);
@@ -42,8 +45,19 @@ class Evaluation:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
+class StateStore(Protocol):
+    """Where a resumable evaluation keeps its state between steps (e.g. a Ray Tune checkpoint)."""
+
+    def load(self) -> dict[str, Any] | None:
+        """The latest saved state of this evaluation, or ``None`` to start from scratch."""
+
+    def save(self, step: int, state: dict[str, Any]) -> None:
+        """Keep ``state`` after ``step``; called before ``report(step, value)`` of the same step."""
+
+
 class Evaluator(Protocol):
-    def __call__(self, arch: ArchGraph, report: Report | None = None) -> float | Evaluation: ...
+    def __call__(self, arch: ArchGraph, report: Report | None = None,
+                 store: StateStore | None = None) -> float | Evaluation: ...
 
 
 class EvaluationFailed(NasplugError):
@@ -82,8 +96,8 @@ def table_evaluator(path: str, dataset: str = "cifar10", space: DigitSpace | str
     """Look up ``metric`` (default: the table's, ``test_accuracy`` when it has one) of ``dataset``
     for a cell in a benchmark file (any form :func:`nasplug.nasbench.load_benchmark` reads: an
     NB201 file for ``nb201``, an NB101 / NB301 file or table of cells for ``nb101`` / ``nb301``). A
-    cell missing from the table fails with reason ``missing``. ``report`` is not called (a lookup has
-    no intermediate values)."""
+    cell missing from the table fails with reason ``missing``. ``report`` and ``store`` are not
+    used (a lookup has no intermediate values)."""
     space = resolve_space(space)
     table = load_benchmark(path).labelled([dataset])
     metric = metric or table.default_metric
@@ -95,7 +109,7 @@ def table_evaluator(path: str, dataset: str = "cifar10", space: DigitSpace | str
                  / np.bincount(where, weights=np.isfinite(values)))
     lookup = dict(zip(cells.tolist(), means.tolist()))
 
-    def evaluate(arch: ArchGraph, report: Report | None = None) -> float:
+    def evaluate(arch: ArchGraph, report: Report | None = None, store: StateStore | None = None) -> float:
         value = lookup.get(space.encode(arch))
         if value is None or not math.isfinite(value):
             raise EvaluationFailed("missing", f"{arch} has no {dataset} {metric} in {path}")
@@ -121,19 +135,24 @@ def train_evaluator(dataset: str = "digits", *, data_root: str | None = None, mo
     :data:`VALID_FRACTION` of its training split held out). ``report(epoch, validation accuracy
     in %)`` is called after every epoch (epochs count from 1). On CPU, training uses one thread
     per worker process (tiny networks lose more to thread contention than they gain; use
-    several workers for several cores). A cell without an input→output path fails as
+    several workers for several cores). With a ``store`` the run saves its state (model, optimizer,
+    epoch, RNG states: :func:`nasplug.train.train`'s ``on_state``) there after every epoch and
+    resumes from the stored state, bit-identically on the CPU. A cell without an input→output
+    path fails as
     ``untrainable``, a diverged run as ``diverged``.
     """
     data = evaluation_data(dataset, data_root)
 
-    def evaluate(arch: ArchGraph, report: Report | None = None) -> Evaluation:
+    def evaluate(arch: ArchGraph, report: Report | None = None,
+                 store: StateStore | None = None) -> Evaluation:
         def callback(epoch: int, metrics: dict[str, float]) -> None:
             if report is not None and "valid_acc" in metrics and math.isfinite(metrics["valid_acc"]):
                 report(int(epoch), 100.0 * metrics["valid_acc"])
 
         result = train_once(arch, data, model=model, width=width, init=init, epochs=epochs,
                             base_lr=base_lr, seed=seed, device=device, callback=callback, test=False,
-                            **train_kwargs)
+                            state=None if store is None else store.load(),
+                            on_state=None if store is None else store.save, **train_kwargs)
         return Evaluation(100.0 * float(result.valid_acc),
                           {ATTR_LR: float(result.lr), ATTR_TRAIN_SECONDS: round(result.seconds, 3)})
 
@@ -169,8 +188,8 @@ def train_once(arch: ArchGraph, data, **kwargs: Any):
 def load_callable(spec: str) -> Evaluator:
     """Import a user's ``module:function`` (e.g. ``mypkg.search:evaluate``).
 
-    The function may take ``(arch)`` or ``(arch, report)``; either way the returned evaluator has
-    the ``(arch, report=None)`` signature.
+    The function may take ``(arch)``, ``(arch, report)`` or ``(arch, report, store)``; the returned
+    evaluator has the ``(arch, report=None, store=None)`` signature either way.
     """
     module, _, name = spec.partition(":")
     if not module or not name:
@@ -185,16 +204,19 @@ def load_callable(spec: str) -> Evaluator:
 
 
 def as_evaluator(fn: Callable[..., float]) -> Evaluator:
-    """Adapt ``fn(arch)`` or ``fn(arch, report)`` to the evaluator signature."""
+    """Adapt ``fn(arch)``, ``fn(arch, report)`` or ``fn(arch, report, store)`` to the evaluator
+    signature (the arguments ``fn`` does not take are dropped)."""
     try:
         params = inspect.signature(fn).parameters
-        takes_report = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params.values())
+        positional = len(params)
+        if any(p.kind == p.VAR_POSITIONAL for p in params.values()):
+            positional = 3
     except (TypeError, ValueError):  # builtins without a signature
-        takes_report = False
-    if takes_report:
+        positional = 1
+    if positional >= 3:
         return fn
 
-    def evaluate(arch: ArchGraph, report: Report | None = None) -> float:
-        return fn(arch)
+    def evaluate(arch: ArchGraph, report: Report | None = None, store: StateStore | None = None) -> float:
+        return fn(arch, report) if positional == 2 else fn(arch)
 
     return evaluate

@@ -42,14 +42,31 @@ def key_rule(objective: str, model: str | None = None) -> str:
 
 
 def evaluation_key(rule: str) -> Callable[[ArchGraph], str]:
-    """``arch -> key`` of a rule (:data:`KEY_RULES`); equal keys share one evaluation."""
-    if rule == "function":
-        return ArchGraph.canonical_key
-    if rule == "mlp_function":
-        return lambda arch: arch.abstract().canonical_key()
-    if rule == "cell":
-        return lambda arch: f"cell:{arch}"
-    raise NasplugError(f"key rule must be one of {', '.join(KEY_RULES)}, got {rule!r}")
+    """``arch -> key`` of a rule (:data:`KEY_RULES`); equal keys share one evaluation. The functions
+    are module-level, so searchers holding them pickle (Ray Tune's snapshots, spawned workers)."""
+    try:
+        return _KEYS[rule]
+    except KeyError:
+        raise NasplugError(f"key rule must be one of {', '.join(KEY_RULES)}, got {rule!r}") from None
+
+
+def function_key(arch: ArchGraph) -> str:
+    """The function the cell computes (:meth:`~nasplug.ArchGraph.canonical_key`)."""
+    return arch.canonical_key()
+
+
+def mlp_function_key(arch: ArchGraph) -> str:
+    """The function of the cell's MLP abstraction (convs as linear layers, pooling the identity)."""
+    return arch.abstract().canonical_key()
+
+
+def cell_key(arch: ArchGraph) -> str:
+    """The cell itself (a benchmark table has one entry per cell)."""
+    return f"cell:{arch}"
+
+
+_KEYS: dict[str, Callable[[ArchGraph], str]] = {
+    "function": function_key, "mlp_function": mlp_function_key, "cell": cell_key}
 
 
 def with_hyperparameters(key: str, params: Mapping[str, Any] | None = None) -> str:

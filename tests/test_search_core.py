@@ -16,7 +16,7 @@ from nasplug import scorers, search_spaces
 from nasplug.errors import NasplugError
 from nasplug.optuna import FilteredSampler, suggest_architecture
 from nasplug.search import as_evaluator, train_evaluator
-from nasplug.search.dedupe import evaluation_key
+from nasplug.search.dedupe import KEY_RULES, evaluation_key, with_hyperparameters
 from nasplug.search.seeding import scored_cells
 
 NB201 = search_spaces.get("nb201")
@@ -69,10 +69,21 @@ def test_train_evaluator_saves_before_reporting_and_resumes_to_the_uninterrupted
     assert resumed.value == straight.value
 
 
-def test_evaluation_key_adds_sorted_hyperparameters():
-    assert evaluation_key("k") == "k" == evaluation_key("k", {})
-    assert evaluation_key("k", {"lr": 0.1, "wd": 1e-4}) == evaluation_key("k", {"wd": 1e-4, "lr": 0.1})
-    assert evaluation_key("k", {"lr": 0.1}) != evaluation_key("k", {"lr": 0.01}) != "k"
+def test_with_hyperparameters_adds_them_sorted_by_name():
+    assert with_hyperparameters("k") == "k" == with_hyperparameters("k", {})
+    assert with_hyperparameters("k", {"lr": 0.1, "wd": 1e-4}) == with_hyperparameters("k", {"wd": 1e-4, "lr": 0.1})
+    assert with_hyperparameters("k", {"lr": 0.1}) != with_hyperparameters("k", {"lr": 0.01}) != "k"
+
+
+def test_evaluation_keys_are_picklable_and_unknown_rules_are_refused():
+    import pickle
+
+    a, b = NB201.from_digits((0, 1, 2, 3, 1, 2)), NB201.from_digits((0, 1, 2, 3, 1, 2))
+    for rule in KEY_RULES:
+        key = pickle.loads(pickle.dumps(evaluation_key(rule)))
+        assert key(a) == key(b) == evaluation_key(rule)(a)
+    with pytest.raises(NasplugError, match="key rule must be one of"):
+        evaluation_key("k")
 
 
 # ----------------------------------------------------------------------------- scored start

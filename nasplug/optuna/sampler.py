@@ -67,6 +67,7 @@ from nasplug.search.attrs import (
     ATTR_FALLBACK,
     ATTR_PROXY,
     ATTR_REJECTED_PROPOSAL,
+    ATTR_SCORED_STARTUP,
     ATTR_TRIES,
 )
 from nasplug.search.seeding import scored_cells
@@ -335,6 +336,11 @@ class FilteredSampler(BaseSampler):
         """Ask the base sampler for whole architectures until one passes; fall back if none does.
         The fallbacks change only edges that are not ``fixed``; when no completion of the fixed
         edges passes, the trial is marked ``none_passes`` (the objective then prunes it)."""
+        startup = self._next_scored(study, trial)
+        if startup is not None:
+            rank, cell = startup
+            attrs = {ATTR_SCORED_STARTUP: rank, ATTR_TRIES: 0}
+            return self._accept(study, trial, cell, None, attrs)
         passing: list[tuple[tuple[int, ...], dict[str, Any]]] = []
         rejected: set[tuple[int, ...]] = set()
         repeats, tries, last = 0, 0, None

@@ -32,3 +32,20 @@ def nb201_csv() -> Path:
 def nb201_rows(nb201_csv) -> list[dict[str, str]]:
     with nb201_csv.open() as fh:
         return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray cluster for every Ray test of the session (2 CPUs, quiet).
+
+    Auth: Ray >= 2.59 turns on token authentication for new local clusters and writes
+    ``~/.ray/auth_token`` on first use; the tests opt out (``RAY_AUTH_MODE=disabled``, unless the
+    environment says otherwise) so they never write to the user's home. Trainables live in the
+    installed ``nasplug`` package, so Ray workers import them without extra ``PYTHONPATH``.
+    """
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+             object_store_memory=200 * 1024**2)
+    yield ray
+    ray.shutdown()

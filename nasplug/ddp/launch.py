@@ -88,22 +88,26 @@ def _pool_run(folder: Path) -> tuple[Path, str | None]:
 
 @dataclass
 class LocalLauncher:
-    """Jobs on this machine (module docstring). ``threads``: torch threads per process (default:
-    the cores shared out); ``max_restarts``: torchrun restarts of a failed worker group."""
+    """Jobs on this machine (module docstring). ``device``: where the jobs go (``cpu``, ``cuda``,
+    or ``auto``: CUDA when present) — it decides the GPU placement, each job's spec its worker
+    devices; ``threads``: torch threads per process (default: the cores shared out);
+    ``max_restarts``: torchrun restarts of a failed worker group."""
 
     workers: int = 1
     parallel: int = 1
     max_restarts: int = 1
+    device: str = "auto"
     threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.parallel < 1 or self.max_restarts < 0:
             raise NasplugError("workers and parallel must be at least 1, max_restarts at least 0")
+        self.slots = self._gpu_slots()  # a placement that cannot work fails before any job starts
 
     def run(self, folders: Sequence[Path], echo: Echo) -> None:
         parallel = min(self.parallel, len(folders))
         threads = self.threads or max(1, available_cores() // (self.workers * parallel))
-        slots = self._gpu_slots(folders[0], parallel) if folders else [None]
+        slots = self.slots[:parallel]
         if self.workers == 1 and parallel == 1:
             self._in_process(folders, echo)
         elif self.workers == 1:
@@ -112,13 +116,15 @@ class LocalLauncher:
             self._torchrun(folders, threads, slots, echo)
 
     # ------------------------------------------------------------------ placement
-    def _gpu_slots(self, folder: Path, parallel: int) -> list[str | None]:
+    def _gpu_slots(self) -> list[str | None]:
         """``CUDA_VISIBLE_DEVICES`` of each concurrent job (None on CPUs)."""
         import torch
 
-        device = read_spec(folder).device
-        if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        parallel = self.parallel
+        if self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available()):
             return [None] * parallel
+        if not torch.cuda.is_available():
+            raise NasplugError(f"device {self.device!r} requested but CUDA is not available")
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         ids = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
         need = self.workers * parallel

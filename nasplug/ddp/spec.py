@@ -28,8 +28,8 @@ from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.models import INIT_MODES, is_nb201_cell
 from nasplug.theory.hparams import principled_lr
+from nasplug.train import MODELS
 
-MODELS = ("mlp", "cnn", "nb201")
 SCHEDULES = ("cosine", "constant")
 
 

@@ -90,10 +90,11 @@ def train_loop_per_worker(config: dict) -> None:
 
 @dataclass
 class RayTrainLauncher:
-    """Jobs as Ray Train runs on the cluster at ``address`` (None: the running or a new local one)."""
+    """Jobs as Ray Train runs on the cluster at ``address`` (None: the running or a new local one).
+    ``use_gpu=None`` uses GPUs when the cluster has any."""
 
     workers: int = 1
-    use_gpu: bool = False
+    use_gpu: bool | None = False
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 1.0
     max_failures: int = 1
@@ -112,6 +113,8 @@ class RayTrainLauncher:
         if started:
             ray.init(address=self.address, include_dashboard=False, logging_level="WARNING")
         try:
+            if self.use_gpu is None:
+                self.use_gpu = ray.cluster_resources().get("GPU", 0) > 0
             parallel = min(len(folders), self.parallel or self.capacity())
             echo(f"Ray Train: {len(folders)} jobs, {self.workers} worker(s) each, {parallel} at a time")
             with ThreadPoolExecutor(parallel) as pool:

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import threading
+import time
 
 import pytest
 import torch
 from ddp_reference import NB201_CELL, assert_equivalent, equivalence_spec, max_difference
+from procs import command_line, descendants
 
 from nasplug.data import load_digits
 from nasplug.ddp import FileSink, LocalLauncher, WorkerContext, fit, make_spec, read_checkpoint, run_jobs
@@ -31,6 +36,10 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="module")
 def digits():
     return load_digits()
+
+
+def quiet(line: str) -> None:
+    pass
 
 
 # ---------------------------------------------------------------------- data order
@@ -57,7 +66,7 @@ def test_single_process_loop_is_the_reference(digits, tmp_path):
 
 def test_two_gloo_workers_under_torchrun_equal_one_process_with_the_global_batch(digits, tmp_path):
     spec = equivalence_spec()
-    [result] = run_jobs([spec], tmp_path, LocalLauncher(workers=2), echo=lambda line: None)
+    [result] = run_jobs([spec], tmp_path, LocalLauncher(workers=2), echo=quiet)
     assert result.ok, result.reason
     assert result.info["world_size"] == 2 and result.info["per_worker_batch"] == 32
     state = read_checkpoint(tmp_path / spec.job_id() / "checkpoint.pt")["model"]
@@ -96,6 +105,36 @@ def test_resume_from_a_checkpoint_equals_the_uninterrupted_run(digits, tmp_path)
     assert [m["train_loss"] for m in whole["history"]] == [m["train_loss"] for m in again["history"]]
 
 
+@pytest.mark.slow
+def test_a_killed_torchrun_worker_restarts_the_group_from_the_last_checkpoint(tmp_path):
+    spec = make_spec("2_21_112", "digits", model="cnn", width=8, epochs=6, device="cpu")
+    folder = prepare(spec, tmp_path / "killed")
+    killed: list[int] = []
+
+    def kill_a_worker_after_epoch_1() -> None:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and not killed:
+            workers = [pid for pid in descendants(os.getpid()) if b"nasplug.ddp.worker" in command_line(pid)
+                       and b"nasplug.ddp.torchrun" not in command_line(pid)]
+            if len(workers) == 2 and (folder / "checkpoint.pt").is_file():
+                os.kill(workers[-1], signal.SIGKILL)
+                killed.append(workers[-1])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_a_worker_after_epoch_1, daemon=True)
+    killer.start()
+    [result] = run_jobs([spec], tmp_path / "killed", LocalLauncher(workers=2, max_restarts=1), echo=quiet)
+    killer.join()
+    assert killed, "no worker was found to kill"
+    assert result.ok and result.info["resumed_from_epoch"] >= 1
+    assert [m["epoch"] for m in result.history] == [1, 2, 3, 4, 5, 6]
+    [whole] = run_jobs([spec], tmp_path / "whole", LocalLauncher(workers=2), echo=quiet)
+    assert whole.ok and whole.info["resumed_from_epoch"] == 0
+    final = read_checkpoint(folder / "checkpoint.pt")["model"]
+    reference = read_checkpoint(tmp_path / "whole" / spec.job_id() / "checkpoint.pt")["model"]
+    assert max_difference(final, reference) == 0.0
+
+
 def test_a_checkpoint_of_another_job_is_refused(digits, tmp_path):
     ctx = WorkerContext()
     a = make_spec("2_21_112", "digits", model="cnn", width=8, epochs=1, device="cpu")
@@ -111,7 +150,7 @@ def diverging_spec() -> TrainSpec:
 
 def test_divergence_is_a_final_result(tmp_path):
     spec = diverging_spec()
-    [result] = run_jobs([spec], tmp_path, LocalLauncher(), echo=lambda line: None)
+    [result] = run_jobs([spec], tmp_path, LocalLauncher(), echo=quiet)
     assert result.status == "diverged" and "loss became nan at epoch 1" in result.reason
     lines = []
     run_jobs([spec], tmp_path, LocalLauncher(), echo=lines.append)  # not trained again
@@ -121,7 +160,7 @@ def test_divergence_is_a_final_result(tmp_path):
 @pytest.mark.slow
 def test_divergence_stops_both_workers_and_is_recorded(tmp_path):
     spec = diverging_spec()
-    [result] = run_jobs([spec], tmp_path, LocalLauncher(workers=2), echo=lambda line: None)
+    [result] = run_jobs([spec], tmp_path, LocalLauncher(workers=2), echo=quiet)
     assert result.status == "diverged" and not result.ok
     assert "nan" in result.reason or "inf" in result.reason
     assert read_result(tmp_path / spec.job_id()).status == "diverged"  # torchrun exited cleanly
@@ -131,10 +170,10 @@ def test_a_crashed_job_is_recorded_and_retried(tmp_path, monkeypatch):
     spec = make_spec("2_21_112", "digits", model="cnn", width=8, epochs=1, device="cpu")
     folder = prepare(spec, tmp_path)
     monkeypatch.setattr("nasplug.ddp.launch.run_folder", lambda *a, **k: 1 / 0)
-    [result] = run_jobs([spec], tmp_path, LocalLauncher(), echo=lambda line: None)
+    [result] = run_jobs([spec], tmp_path, LocalLauncher(), echo=quiet)
     assert result.status == "error" and "ZeroDivisionError" in result.reason
     monkeypatch.undo()
-    [result] = run_jobs([spec], tmp_path, LocalLauncher(), echo=lambda line: None)
+    [result] = run_jobs([spec], tmp_path, LocalLauncher(), echo=quiet)
     assert result.ok and json.loads((folder / "result.json").read_text())["status"] == "ok"
 
 

@@ -10,10 +10,10 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from ddp_reference import assert_equivalent, equivalence_spec, max_difference
+from procs import command_line, descendants
 
 from nasplug.data import load_digits
 from nasplug.ddp import LocalLauncher, make_spec, read_checkpoint, run_jobs
@@ -38,31 +38,8 @@ def test_two_ray_train_workers_equal_one_process_with_the_global_batch(ray_sessi
     assert_equivalent(state, spec, load_digits())
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 def _train_workers() -> list[int]:
-    pids = []
-    for pid in _descendants(os.getpid()):
-        try:
-            if b"RayTrainWorker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.append(pid)
-        except OSError:
-            continue
-    return pids
+    return [pid for pid in descendants(os.getpid()) if b"RayTrainWorker" in command_line(pid)]
 
 
 def test_a_killed_worker_restarts_the_group_from_the_last_checkpoint(ray_session, tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from procs import alive, descendants
 
 from nasplug.cli import main
 from nasplug.search.attrs import ATTR_ARCH, ATTR_RETRAINED
@@ -87,32 +88,6 @@ def test_a_missing_study_name_lists_the_ones_there(table_study, tmp_path, capsys
 
 
 # ---------------------------------------------------------------------- no orphan processes
-def _processes() -> dict[int, tuple[int, str]]:
-    """Live processes: pid -> (parent pid, start time), zombies excluded (from /proc)."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            out[int(stat.parent.name)] = (int(fields[1]), fields[19])
-    return out
-
-
-def _descendants(pid: int) -> dict[int, str]:
-    """Every descendant of ``pid`` (torchrun puts its workers in sessions of their own, so the
-    process tree, not the session, is what finds them): pid -> start time."""
-    procs, found, todo = _processes(), {}, [pid]
-    while todo:
-        parent = todo.pop()
-        for child, (ppid, start) in procs.items():
-            if ppid == parent and child not in found:
-                found[child] = start
-                todo.append(child)
-    return found
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -122,25 +97,20 @@ def test_a_stopped_or_killed_retrain_leaves_no_process_behind(sig, tmp_path):
            "--workers", "2", "--device", "cpu", "--out", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tree: dict[int, str] = {}
-
-    def alive() -> list[int]:
-        procs = _processes()
-        return [pid for pid, start in tree.items() if pid in procs and procs[pid][1] == start]
-
     try:
         deadline = time.monotonic() + 600
         while not list(out.glob("runs/*/checkpoint.pt")):  # the workers are training
             assert proc.poll() is None and time.monotonic() < deadline, "retrain ended before training"
             time.sleep(0.1)
-        tree = _descendants(proc.pid)
+        tree = descendants(proc.pid)
         assert len(tree) >= 3  # the torchrun agent and its 2 workers
         os.kill(proc.pid, sig)
         proc.wait(120)
-        while alive() and time.monotonic() < deadline:
+        while alive(tree) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert alive() == []
+        assert alive(tree) == []
     finally:  # never leave the test's own processes behind, whatever failed
-        for pid in alive():
+        for pid in alive(tree):
             os.kill(pid, signal.SIGKILL)
         if proc.poll() is None:
             proc.kill()

@@ -188,7 +188,10 @@ class _TorchrunJob:
     def __init__(self, folder: Path, workers: int, max_restarts: int, threads: int, gpus: str | None,
                  echo: Echo):
         self.folder, self.echo = folder, echo
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+        # The agent's shared TCPStore keeps the workers' keys across restarts, so a restarted group
+        # can read the dead worker's address and fail or hang (pytorch/pytorch#135712; seen here
+        # with torch 2.13): each restarted group gets a fresh store hosted by its rank 0 instead.
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1")
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpus
         cmd = [sys.executable, "-m", "nasplug.ddp.torchrun", "--standalone", f"--nproc-per-node={workers}",

@@ -18,7 +18,7 @@ from nasplug import __version__
 from nasplug.errors import NasplugError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["describe", "spaces", "scorers", "rank", "bench", "train", "search", "retrain"]
+COMMANDS = ["describe", "spaces", "scorers", "rank", "bench", "train", "search", "retrain", "rerank"]
 
 
 def build_parser() -> argparse.ArgumentParser:

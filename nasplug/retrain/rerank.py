@@ -155,8 +155,16 @@ class RerankAnalysis:
     training: dict[str, Any] = field(default_factory=dict)
 
     def mean(self, recipe: str) -> np.ndarray:
-        with np.errstate(invalid="ignore"):
-            return np.nanmean(self.acc[recipe], axis=1) if self.acc[recipe].size else self.acc[recipe]
+        """Per cell, the mean accuracy over its finished seeds (NaN when none finished)."""
+        return finite_mean(self.acc[recipe], axis=1)
+
+
+def finite_mean(values: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """The mean of the finite entries along ``axis`` (NaN where there are none, without a warning)."""
+    values = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(values)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, values, 0.0).sum(axis=axis) / ok.sum(axis=axis)
 
 
 def _accuracy(result: TrainResult, chance: float) -> float:
@@ -192,8 +200,7 @@ def analyze(archs: Sequence[str], bench: np.ndarray, results: dict[tuple[int, st
     diverged = {r: sum(results[i, r, s].status == "diverged" for i in range(n) for s in seeds)
                 for r in RECIPE_NAMES}
     missing = {r: int(np.isnan(acc[r]).sum()) for r in RECIPE_NAMES}
-    with np.errstate(invalid="ignore"):
-        mean = {r: np.nanmean(acc[r], axis=1) for r in RECIPE_NAMES}
+    mean = {r: finite_mean(acc[r], axis=1) for r in RECIPE_NAMES}
     change = mean["principled"] - mean["benchmark"]
     change = change[np.isfinite(change)]
     rng = np.random.default_rng(rng_seed)
@@ -222,12 +229,14 @@ def analyze(archs: Sequence[str], bench: np.ndarray, results: dict[tuple[int, st
     edges = np.unique(np.quantile(gaps, np.linspace(0, 1, 5))) if len(gaps) else np.zeros(0)
     for lo, hi in zip(edges[:-1], edges[1:]):
         sel = pairs[(gaps >= lo) & ((gaps < hi) | (hi == edges[-1]))]
+        if not len(sel):
+            continue
         row = {"gap_low": float(lo), "gap_high": float(hi), "pairs": int(len(sel))}
         for r in RECIPE_NAMES:
             row[f"flip_{r}"] = _flip_fraction(bench, mean[r], sel)
             seed_flips = [_flip_fraction(acc[r][:, a], acc[r][:, b], sel)
                           for a, b in itertools.combinations(range(len(seeds)), 2)]
-            row[f"noise_{r}"] = float(np.nanmean(seed_flips)) if seed_flips else math.nan
+            row[f"noise_{r}"] = float(finite_mean(seed_flips)) if seed_flips else math.nan
         flips.append(row)
     return RerankAnalysis(list(archs), np.asarray(bench, dtype=np.float64), acc, diverged, missing,
                           change_mean, ci, better, taus, flips)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from nasplug.plotting import pyplot
-from nasplug.retrain.rerank import RECIPE_NAMES, RerankAnalysis, RerankConfig
+from nasplug.retrain.rerank import RECIPE_NAMES, RerankAnalysis, RerankConfig, finite_mean
 from nasplug.retrain.runner import cell
 
 #: Below this seed-vs-seed τ the trainings do not rank reproducibly (an agreement this weak is what
@@ -81,7 +81,7 @@ def markdown(a: RerankAnalysis, config: RerankConfig) -> str:
               "| recipe | mean retrained accuracy (%) | diverged runs | missing runs |",
               "| --- | --- | --- | --- |"]
     for r in RECIPE_NAMES:
-        lines.append(f"| {r} | {_f(float(np.nanmean(a.acc[r])) if np.isfinite(a.acc[r]).any() else None, 2)} "
+        lines.append(f"| {r} | {_f(float(finite_mean(a.acc[r])), 2)} "
                      f"| {a.diverged[r]} | {a.missing[r]} |")
     lines += ["", f"Principled − benchmark, per cell (mean over seeds): {a.change_mean:+.2f} points "
               f"(95 % bootstrap interval {a.change_ci[0]:+.2f} … {a.change_ci[1]:+.2f}); better on "
@@ -137,8 +137,7 @@ def _plots(a: RerankAnalysis, out: Path) -> None:
     colors = {"benchmark": "tab:gray", "principled": "tab:blue"}
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in RECIPE_NAMES:
-        with np.errstate(invalid="ignore"):
-            err = np.nanstd(a.acc[r], axis=1) if a.acc[r].shape[1] > 1 else None
+        err = np.nanstd(a.acc[r], axis=1) if a.acc[r].shape[1] > 1 and np.isfinite(a.acc[r]).all() else None
         ax.errorbar(a.bench, a.mean(r), yerr=err, fmt="o", ms=4, capsize=2, color=colors[r], label=r)
     ax.set_xlabel("NAS-Bench-201 accuracy (%)")
     ax.set_ylabel("retrained accuracy (%), mean ± sd over seeds")

@@ -177,6 +177,18 @@ def test_a_crashed_job_is_recorded_and_retried(tmp_path, monkeypatch):
     assert result.ok and json.loads((folder / "result.json").read_text())["status"] == "ok"
 
 
+def test_pytorch_default_init_is_seeded_by_the_spec(digits, tmp_path):
+    # init="torch" draws from the global generator: the same job must not depend on its state
+    spec = make_spec("2_21_112", "digits", model="cnn", width=8, epochs=1, init="torch", device="cpu")
+    ctx, losses = WorkerContext(), []
+    for run in range(2):
+        torch.randn(7 * run + 1)
+        (tmp_path / str(run)).mkdir()
+        result = fit(spec, ctx, FileSink(tmp_path / str(run), ctx), data=digits)
+        losses.append(result.history[-1]["train_loss"])
+    assert losses[0] == losses[1]
+
+
 # ---------------------------------------------------------------------- GPU options on CPU
 def test_gpu_options_change_nothing_on_cpu(digits, tmp_path):
     plain = make_spec("2_21_112", "digits", model="cnn", width=8, epochs=1, device="cpu")

@@ -103,7 +103,13 @@ def test_the_two_recipes_differ_only_in_init_and_learning_rate(nb201_csv):
     differ = {k for k in bench if bench[k] != principled[k]}
     assert "init" in differ and differ <= {"init", "lr", "lr_rule"}
     assert bench["init"] == "torch" and bench["lr"] == pytest.approx(0.1 * 128 / 256)
-    assert principled["lr"] == pytest.approx(principled_lr(archs[0], 0.1, "nb201") * 128 / 256)
+    # by default the principled rates match the benchmark's in geometric mean
+    rates = [specs[i, "principled", 0].lr for i in range(2)]
+    assert math.exp(np.mean(np.log(rates))) == pytest.approx(0.1 * 128 / 256)
+    multipliers = [principled_lr(a, 1.0, "nb201") for a in archs]
+    assert rates[0] / rates[1] == pytest.approx(multipliers[0] / multipliers[1])
+    given = make_specs(RerankConfig(str(nb201_csv), cells=2, principled_base_lr=0.5, batch_size=128), archs)
+    assert given[0, "principled", 0].lr == pytest.approx(principled_lr(archs[0], 0.5, "nb201") * 128 / 256)
 
 
 # ---------------------------------------------------------------------- end to end
@@ -139,6 +145,7 @@ def test_rerank_end_to_end_with_two_workers_and_resume(nb201_csv, tmp_path, caps
     (["--benchmark", "missing.csv"], "missing.csv"),
     (["--cells", "1"], "--cells"),
     (["--seeds", "0", "0"], "distinct"),
+    (["--principled-base-lr", "-1"], "principled-base-lr"),
     (["--model", "mlp"], "invalid choice"),
     (["--dataset", "cifar10"], "--data-root"),
     (["--workers", "3", "--batch-size", "64"], "divisible"),

@@ -30,7 +30,11 @@ def add_parser(sub) -> None:
     tr.add_argument("--width", type=int, help="NB201's C / CNN channels (default 16)")
     tr.add_argument("--epochs", type=int, help="default 200")
     tr.add_argument("--batch-size", type=int, help="global batch (default 256; LR scaled linearly)")
-    tr.add_argument("--base-lr", type=float, default=0.1, help="the recipe's LR at batch 256 (default 0.1)")
+    tr.add_argument("--lr", type=float, default=0.1,
+                    help="the benchmark recipe's LR at batch 256 (default NAS-Bench-201's 0.1)")
+    tr.add_argument("--principled-base-lr", type=float,
+                    help="base LR of the [C24] rule at batch 256, tuned on the base network (default: "
+                    "matched so the sample's geometric-mean principled LR equals --lr)")
     run = p.add_argument_group("where it runs")
     run.add_argument("--launcher", default="local", choices=["local", "ray"])
     run.add_argument("--workers", type=int, default=1, help="data-parallel processes per training")
@@ -55,7 +59,8 @@ def run_command(args) -> int:
         benchmark=args.benchmark, bench_dataset=args.bench_dataset, cells=args.cells,
         stratify=not args.uniform, sample_seed=args.sample_seed, seeds=tuple(args.seeds),
         dataset=args.dataset, data_root=args.data_root, model=args.model, width=args.width,
-        epochs=args.epochs, batch_size=args.batch_size, base_lr=args.base_lr,
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        principled_base_lr=args.principled_base_lr,
     )
     experiment = prepare(config, device=args.device)  # every user error before any work
     for spec in experiment.jobs.values():

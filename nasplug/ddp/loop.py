@@ -150,6 +150,7 @@ def fit(spec: TrainSpec, ctx: WorkerContext, sink: Sink, *, data: ArrayDataset |
     data = data if data is not None else load_dataset(spec.dataset, spec.data_root)
     local_batch = spec.per_worker_batch(ctx.world_size)
     opts = gpu_options(spec, dev)
+    torch.manual_seed(spec.seed)  # init="torch" draws from the global generator
     model = build_model(spec.arch, spec.model, data, width=spec.width, init=spec.init, seed=spec.seed)
     params = count_parameters(model)
     if ctx.distributed:

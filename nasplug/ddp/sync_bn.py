@@ -25,10 +25,11 @@ class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training-mode statistics are those of the global batch (any input rank ≥ 2).
 
     In training mode in an initialized group of more than one process: mean ``μ = Σx / N`` and
-    biased variance ``σ² = Σx² / N − μ²`` (sums in float64) over all workers' samples (and spatial positions, ``N``
-    in total), output ``(x − μ) / sqrt(σ² + eps) · weight + bias``, running statistics updated with
-    ``μ`` and the unbiased ``σ² · N / (N − 1)`` — exactly :class:`torch.nn.BatchNorm2d` on the
-    concatenated batch. Otherwise (eval mode, one process) it is plain BatchNorm.
+    biased variance ``σ² = Σx² / N − μ²`` (sums in float64) over all workers' samples (and spatial
+    positions, ``N`` in total), output ``(x − μ) / sqrt(σ² + eps) · weight + bias``, running
+    statistics updated with ``μ`` and the unbiased ``σ² · N / (N − 1)`` — exactly
+    :class:`torch.nn.BatchNorm2d` on the concatenated batch. Otherwise (eval mode, one process) it
+    is plain BatchNorm.
     """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:

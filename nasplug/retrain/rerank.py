@@ -10,11 +10,17 @@ architecture-aware init and learning rate, cells change accuracy and rank. This 
    without an input→output path (no principled rate exists) and cells computing the same function
    as one already drawn (same canonical key);
 2. train each with two recipes that differ only in init and learning rate — ``benchmark`` (PyTorch's
-   init, the recipe's LR) and ``principled`` ([C24]'s init, the recipe's LR × the cell's multiplier) —
+   init, the recipe's LR ``lr``) and ``principled`` ([C24]'s init, ``base × the cell's multiplier``) —
    under several training seeds, every training a resumable job (:func:`nasplug.ddp.run_jobs`);
 3. compare (:func:`analyze`): the mean accuracy change, Kendall τ between each recipe's ranking and the
    benchmark's within the benchmark's top-K % (K = 100 … 1), the seed-vs-seed τ of each recipe as the
    noise floor, and how often pairs of cells swap order as a function of their benchmark accuracy gap.
+
+**The principled base rate.** [C24] tunes ``base`` on the base network (the largest LR with the
+smallest training loss after one epoch); give it as ``principled_base_lr``. By default it is set so
+that the geometric mean of the sample's principled rates equals the benchmark's rate: the comparison
+then isolates how [C24] *allocates* the rate across architectures from how large it is on average
+(with ``base = lr`` the NB201 multipliers, 0.1–0.4 for most cells, would mostly test a smaller rate).
 
 A diverged training counts as chance accuracy (the recipe failed on that cell); a crashed one is
 missing. [C24] W. Chen, J. Wu, Z. Wang, B. Hanin, ICLR 2024, arXiv:2402.17440.
@@ -38,7 +44,7 @@ from nasplug.errors import NasplugError
 from nasplug.nasbench import load_benchmark
 from nasplug.nasbench.metrics import kendall_tau
 from nasplug.search_spaces import get as get_space
-from nasplug.theory.hparams import default_lr_rule, lr_multipliers
+from nasplug.theory.hparams import default_lr_rule, lr_multipliers, principled_lr
 from nasplug.train import TrainResult
 
 RECIPE_NAMES = ("benchmark", "principled")
@@ -65,7 +71,8 @@ class RerankConfig:
     width: int | None = None
     epochs: int | None = None
     batch_size: int | None = None
-    base_lr: float = RECIPES["nb201"].lr
+    lr: float = RECIPES["nb201"].lr
+    principled_base_lr: float | None = None
 
     def __post_init__(self) -> None:
         self.seeds = tuple(int(s) for s in self.seeds)
@@ -73,6 +80,10 @@ class RerankConfig:
             raise NasplugError(f"--cells must be at least 2, got {self.cells}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise NasplugError(f"--seeds must be distinct training seeds, got {list(self.seeds)}")
+        for name in ("lr", "principled_base_lr"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise NasplugError(f"{name.replace('_', '-')} must be positive, got {value}")
         if self.model not in ("cnn", "nb201"):
             raise NasplugError(f"re-ranking trains NB201 cells as conv nets: --model cnn or nb201, "
                                f"not {self.model!r}")
@@ -122,18 +133,29 @@ def sample_cells(config: RerankConfig) -> tuple[list[str], np.ndarray]:
     return archs, acc[chosen].astype(np.float64)
 
 
+def principled_base(config: RerankConfig, archs: Sequence[str]) -> float:
+    """The principled base rate (module docstring): given, or matched to the benchmark's rate in
+    geometric mean over ``archs``."""
+    if config.principled_base_lr is not None:
+        return config.principled_base_lr
+    mult = np.array([principled_lr(a, 1.0, config.model) for a in archs])
+    return config.lr / float(np.exp(np.log(mult).mean()))
+
+
 def make_specs(config: RerankConfig, archs: Sequence[str], **run: Any) -> Jobs:
-    """One job per (cell index, recipe, seed): the same NB201 recipe except init and LR."""
+    """One job per (cell index, recipe, seed): the same NB201 recipe except init and LR (both
+    rates scaled by ``batch / 256``, the linear rule of :mod:`nasplug.ddp.spec`)."""
     recipe = RECIPES["nb201"]
     batch = config.batch_size or recipe.batch_size
+    base = principled_base(config, archs)
     common = dict(model=config.model, recipe="nb201", data_root=config.data_root, epochs=config.epochs,
                   batch_size=batch, width=config.width, **run)
     specs = {}
     for (i, arch), seed in itertools.product(enumerate(archs), config.seeds):
         specs[i, "benchmark", seed] = make_spec(arch, config.dataset, init="torch", seed=seed,
-                                                lr=config.base_lr * batch / recipe.batch_size, **common)
+                                                lr=config.lr * batch / recipe.batch_size, **common)
         specs[i, "principled", seed] = make_spec(arch, config.dataset, init="arch_aware", seed=seed,
-                                                 base_lr=config.base_lr, **common)
+                                                 base_lr=base, **common)
     return specs
 
 
@@ -273,5 +295,8 @@ def run_rerank(config: RerankConfig, experiment: Experiment, launcher: Launcher,
     first = e.jobs[0, "benchmark", config.seeds[0]]
     analysis = analyze(e.archs, e.bench, results, config.seeds, e.num_classes)
     analysis.training = {"model": first.model, "width": first.width, "epochs": first.epochs,
-                         "batch_size": first.batch_size, "lr": first.lr}
+                         "batch_size": first.batch_size, "lr": first.lr,
+                         "principled_base_lr": principled_base(config, e.archs) * first.batch_size / 256,
+                         "principled_lrs": [e.jobs[i, "principled", config.seeds[0]].lr
+                                            for i in range(len(e.archs))]}
     return analysis

@@ -74,7 +74,10 @@ def markdown(a: RerankAnalysis, config: RerankConfig) -> str:
                 "recipe": f"NAS-Bench-201's (SGD Nesterov 0.9, wd 5e-4, cosine), {t['epochs']} epochs, "
                           f"batch {t['batch_size']}",
                 "benchmark recipe": f"PyTorch default init, LR {t['lr']:g}",
-                "principled recipe": f"[C24] init, LR {t['lr']:g} × the cell's multiplier"}
+                "principled recipe": f"[C24] init, LR {t['principled_base_lr']:.4g} × the cell's multiplier "
+                                     f"({min(t['principled_lrs']):.3g} … {max(t['principled_lrs']):.3g}; "
+                                     + ("base given" if config.principled_base_lr is not None else
+                                        "base matched: geometric-mean LR = the benchmark's") + ")"}
     lines += [f"| {k} | {v} |" for k, v in settings.items()]
     lines += ["", "## Reading", ""] + [f"- {text}" for text in reading(a, seeds)]
     lines += ["", "## Accuracy", "",

@@ -3,6 +3,8 @@ with architecture-aware init + learning rate ([C24] §4.3); a resumable report w
 
 from __future__ import annotations
 
+from nasplug.commands import launching
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -35,25 +37,16 @@ def add_parser(sub) -> None:
     tr.add_argument("--principled-base-lr", type=float,
                     help="base LR of the [C24] rule at batch 256, tuned on the base network (default: "
                     "matched so the sample's geometric-mean principled LR equals --lr)")
-    run = p.add_argument_group("where it runs")
-    run.add_argument("--launcher", default="local", choices=["local", "ray"])
-    run.add_argument("--workers", type=int, default=1, help="data-parallel processes per training")
-    run.add_argument("--parallel", type=int, help="trainings at once (default: as many as fit)")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    run.add_argument("--address", help="Ray cluster address")
-    run.add_argument("--gpus-per-worker", type=float, default=1.0,
-                     help="Ray GPUs per worker (fractions pack)")
-    p.add_argument("--out", default="results/rerank", help="output folder (default %(default)s)")
+    launching.add_arguments(p, "results/rerank")
     p.set_defaults(func=run_command)
 
 
 def run_command(args) -> int:
-    import signal
     from pathlib import Path
 
+    from nasplug.ddp.launch import stop_on_sigterm
     from nasplug.retrain.rerank import RerankConfig, prepare, run_rerank
     from nasplug.retrain.rerank_report import reading, write_report
-    from nasplug.retrain.runner import make_launcher
 
     config = RerankConfig(
         benchmark=args.benchmark, bench_dataset=args.bench_dataset, cells=args.cells,
@@ -62,20 +55,12 @@ def run_command(args) -> int:
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         principled_base_lr=args.principled_base_lr,
     )
-    experiment = prepare(config, device=args.device)  # every user error before any work
+    experiment = prepare(config, **launching.run_settings(args))  # every user error before any work
     for spec in experiment.jobs.values():
         spec.per_worker_batch(args.workers)
-    launcher = make_launcher(args.launcher, workers=args.workers, parallel=args.parallel, device=args.device,
-                             gpus_per_worker=args.gpus_per_worker, address=args.address)
-
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupted)
-    try:
+    launcher = launching.launcher(args)
+    with stop_on_sigterm():
         analysis = run_rerank(config, experiment, launcher, args.out)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     write_report(analysis, config, args.out)
     out = Path(args.out)
     print()

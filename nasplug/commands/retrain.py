@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from nasplug.commands import launching
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -44,38 +46,19 @@ def add_parser(sub) -> None:
     tr.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                     help="random flip + crop (default: on for images other than digits)")
     tr.add_argument("--seed", type=int, default=0)
-    run = p.add_argument_group("where it runs")
-    run.add_argument("--launcher", default="local", choices=["local", "ray"],
-                     help="local: this machine (torchrun for --workers > 1); ray: Ray Train")
-    run.add_argument("--workers", type=int, default=1, help="data-parallel processes per architecture")
-    run.add_argument("--parallel", type=int, help="architectures at once (default: as many as fit)")
-    run.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    run.add_argument("--max-restarts", type=int, default=1,
-                     help="restarts of a worker group after a worker dies (from the last checkpoint)")
-    run.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                     help="bf16 autocast on CUDA (default: where supported)")
-    run.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                     help="channels_last memory format for conv nets on CUDA (default: on)")
-    run.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS or a local one)")
-    run.add_argument("--cpus-per-worker", type=float, default=1.0, help="Ray resources per worker")
-    run.add_argument("--gpus-per-worker", type=float, default=1.0,
-                     help="Ray GPUs per worker (fractions pack several jobs on one GPU)")
-    run.add_argument("--ray-storage", help="Ray Train checkpoint storage (default OUT/ray; a shared "
-                     "or s3:// path on multi-node clusters)")
-    p.add_argument("--out", default="results/retrain", help="output folder (default %(default)s)")
+    launching.add_arguments(p, "results/retrain")
     p.set_defaults(func=run_command)
 
 
 def run_command(args) -> int:
-    import signal
     from dataclasses import replace
     from pathlib import Path
 
     from nasplug.data import load_dataset
     from nasplug.ddp import make_spec
+    from nasplug.ddp.launch import stop_on_sigterm
     from nasplug.errors import NasplugError
-    from nasplug.retrain.runner import make_launcher, retrain
+    from nasplug.retrain.runner import retrain
     from nasplug.retrain.select import best_of_study, from_archs, open_search, study_settings
     from nasplug.search import resolve_scorer
 
@@ -91,8 +74,7 @@ def run_command(args) -> int:
         candidates = from_archs(args.archs)
     dataset = args.dataset or settings.get("dataset") or "digits"
     model = args.model or (settings.get("model") if settings.get("objective") == "train" else None)
-    run = {"device": args.device, "amp": args.amp, "channels_last": args.channels_last,
-           "compile": args.compile}
+    run = launching.run_settings(args)
     specs = [make_spec(c.arch, dataset, model=model, recipe=args.recipe, data_root=args.data_root,
                        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, base_lr=args.base_lr,
                        init=args.init, width=args.width, seed=args.seed, momentum=args.momentum,
@@ -104,24 +86,15 @@ def run_command(args) -> int:
     if args.scorer:
         scorer = resolve_scorer(args.scorer)
         candidates = [replace(c, proxy=float(scorer.score(c.arch))) for c in candidates]
-    launcher = make_launcher(args.launcher, workers=args.workers, parallel=args.parallel, device=args.device,
-                             max_restarts=args.max_restarts, cpus_per_worker=args.cpus_per_worker,
-                             gpus_per_worker=args.gpus_per_worker, address=args.address,
-                             storage=args.ray_storage)
+    launcher = launching.launcher(args)
 
-    # ------------------------------------------------ the work (SIGTERM stops it like Ctrl-C)
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupted)
+    # ------------------------------------------------ the work
     source = f"study {study.study_name}" if study is not None else "the command line"
     print(f"retraining {len(candidates)} architecture(s) from {source} on {dataset} "
           f"({specs[0].model}, recipe {specs[0].recipe}, {specs[0].epochs} epochs, global batch "
           f"{specs[0].batch_size}) with {args.workers} worker(s) each, launcher {args.launcher}")
-    try:
+    with stop_on_sigterm():
         records = retrain(candidates, specs, launcher, args.out, study=study)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     print()
     for r in records:
         acc = f"{r['test_acc']:.2f}%" if r["test_acc"] is not None else "–"

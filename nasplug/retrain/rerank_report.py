@@ -19,6 +19,7 @@ from nasplug.retrain.runner import cell
 #: Below this seed-vs-seed τ the trainings do not rank reproducibly (an agreement this weak is what
 #: a handful of cells shows by chance), and no comparison with the benchmark is drawn.
 NOISE_FLOOR = 0.3
+COLORS = {"benchmark": "tab:gray", "principled": "tab:blue"}
 FIGURES = ("rerank_scatter.png", "rerank_tau.png", "rerank_flips.png", "rerank_change.png")
 
 
@@ -135,13 +136,32 @@ def write_report(a: RerankAnalysis, config: RerankConfig, out: str | Path) -> No
     _plots(a, out)
 
 
-def _plots(a: RerankAnalysis, out: Path) -> None:
+def _against_noise(rows: list[dict[str, Any]], x: list[float], key: str, ylabel: str, xlabel: str,
+                   path: Path, log_x: bool = False) -> None:
+    """Each recipe's ``{key}_{recipe}`` against the benchmark, with its seed-vs-seed noise dashed."""
     plt = pyplot()
-    colors = {"benchmark": "tab:gray", "principled": "tab:blue"}
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in RECIPE_NAMES:
-        err = np.nanstd(a.acc[r], axis=1) if a.acc[r].shape[1] > 1 and np.isfinite(a.acc[r]).all() else None
-        ax.errorbar(a.bench, a.mean(r), yerr=err, fmt="o", ms=4, capsize=2, color=colors[r], label=r)
+        ax.plot(x, [row[f"{key}_{r}"] for row in rows], "o-", color=COLORS[r], label=f"{r} vs benchmark")
+        ax.plot(x, [row[f"noise_{r}"] for row in rows], "s--", color=COLORS[r], alpha=0.5,
+                label=f"{r}: seed vs seed (noise floor)")
+    if log_x:
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plots(a: RerankAnalysis, out: Path) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for r in RECIPE_NAMES:
+        err = np.std(a.acc[r], axis=1) if a.acc[r].shape[1] > 1 and np.isfinite(a.acc[r]).all() else None
+        ax.errorbar(a.bench, a.mean(r), yerr=err, fmt="o", ms=4, capsize=2, color=COLORS[r], label=r)
     ax.set_xlabel("NAS-Bench-201 accuracy (%)")
     ax.set_ylabel("retrained accuracy (%), mean ± sd over seeds")
     ax.legend()
@@ -149,37 +169,15 @@ def _plots(a: RerankAnalysis, out: Path) -> None:
     fig.savefig(out / FIGURES[0], dpi=120)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(5, 4))
-    pct = [row["top_percent"] for row in a.taus]
-    for r in RECIPE_NAMES:
-        ax.plot(pct, [row[f"tau_{r}"] for row in a.taus], "o-", color=colors[r], label=f"{r} vs benchmark")
-        ax.plot(pct, [row[f"noise_{r}"] for row in a.taus], "s--", color=colors[r], alpha=0.5,
-                label=f"{r}: seed vs seed (noise floor)")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ax.set_xlabel("benchmark's top-K % of the sample")
-    ax.set_ylabel("Kendall τ")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / FIGURES[1], dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    mids = [0.5 * (row["gap_low"] + row["gap_high"]) for row in a.flips]
-    for r in RECIPE_NAMES:
-        ax.plot(mids, [row[f"flip_{r}"] for row in a.flips], "o-", color=colors[r], label=f"{r} vs benchmark")
-        ax.plot(mids, [row[f"noise_{r}"] for row in a.flips], "s--", color=colors[r], alpha=0.5,
-                label=f"{r}: seed vs seed")
-    ax.set_xlabel("benchmark accuracy gap of the pair (points)")
-    ax.set_ylabel("share of pairs in the other order")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / FIGURES[2], dpi=120)
-    plt.close(fig)
+    _against_noise(a.taus, [row["top_percent"] for row in a.taus], "tau", "Kendall τ",
+                   "benchmark's top-K % of the sample", out / FIGURES[1], log_x=True)
+    _against_noise(a.flips, [0.5 * (row["gap_low"] + row["gap_high"]) for row in a.flips], "flip",
+                   "share of pairs in the other order", "benchmark accuracy gap of the pair (points)",
+                   out / FIGURES[2])
 
     fig, ax = plt.subplots(figsize=(5, 4))
     change = a.mean("principled") - a.mean("benchmark")
-    ax.hist(change[np.isfinite(change)], bins=max(5, len(change) // 3), color=colors["principled"])
+    ax.hist(change[np.isfinite(change)], bins=max(5, len(change) // 3), color=COLORS["principled"])
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("principled − benchmark recipe, accuracy points per cell")
     ax.set_ylabel("cells")

@@ -31,6 +31,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,7 +88,7 @@ def summary(folder: Path) -> str:
 
 def _pool_init(threads: int, gpus: mp.Queue | None) -> None:
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher handles Ctrl-C and terminates the pool
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher handles Ctrl-C and stops the pool
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
     import torch
@@ -168,18 +170,24 @@ class LocalLauncher:
             for slot in slots:
                 gpus.put(slot)
         echo(f"training {len(folders)} jobs, {parallel} at a time")
-        pool = ctx.Pool(parallel, initializer=_pool_init, initargs=(threads, gpus))
+        pool = ProcessPoolExecutor(parallel, mp_context=ctx, initializer=_pool_init, initargs=(threads, gpus))
+        futures = {pool.submit(_pool_run, folder): folder for folder in folders}
         try:
-            for folder, error in pool.imap_unordered(_pool_run, folders):
+            for future in as_completed(futures):
+                folder = futures[future]
+                try:
+                    error = future.result()[1]
+                except BrokenProcessPool as err:  # a worker died (killed, out of memory): retried next run
+                    error = f"the pool's worker process died: {err}"
                 if error is not None:
                     record_error(folder, error)
                 echo(f"[{folder.name}] {read_spec(folder).arch}: {summary(folder)}")
-            pool.close()
         except BaseException:
-            pool.terminate()
+            for proc in list(getattr(pool, "_processes", {}).values()):  # no public way before 3.14
+                proc.terminate()
             raise
         finally:
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _torchrun(self, folders: Sequence[Path], threads: int, slots: list[str | None], echo: Echo) -> None:
         queue, running = list(folders), {}

@@ -202,7 +202,9 @@ def fit(spec: TrainSpec, ctx: WorkerContext, sink: Sink, *, data: ArrayDataset |
             break
         indices = epoch_indices(n_train, epoch, spec.seed, ctx).to(dev)
         gen = torch.Generator().manual_seed((spec.seed * 1_000_003 + epoch) * 1_009 + ctx.rank)
-        sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss · n, correct, n
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        correct = torch.zeros((), dtype=torch.long, device=dev)
+        seen = 0
         for i in range(0, len(indices), local_batch):
             if step >= total_steps:
                 break
@@ -218,20 +220,23 @@ def fit(spec: TrainSpec, ctx: WorkerContext, sink: Sink, *, data: ArrayDataset |
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts["amp"]):
                 logits = net(x)
             loss = nn.functional.cross_entropy(logits.float(), y)
-            total_loss = all_reduce_sum(loss.detach().reshape(1).clone(), ctx)
-            if not bool(torch.isfinite(total_loss)):
-                return _stop(result, sink, elapsed(), f"loss became {float(total_loss)} at epoch {epoch}, "
-                             f"step {step + 1} (lr {lr:.4g})")
+            total_loss = loss.detach()
+            if ctx.distributed:
+                total_loss = all_reduce_sum(total_loss.reshape(1).clone(), ctx)
+            if not bool(torch.isfinite(total_loss).all()):
+                return _stop(result, sink, elapsed(), f"loss became {float(total_loss.sum())} at epoch "
+                             f"{epoch}, step {step + 1} (lr {lr:.4g})")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             step += 1
-            sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
-                                 torch.tensor(float(len(y)), dtype=torch.float64, device=dev)])
-        all_reduce_sum(sums, ctx)
-        seen = max(1.0, float(sums[2]))
-        metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(sums[0]) / seen,
-                                   "train_acc": float(sums[1]) / seen, "lr": opt.param_groups[0]["lr"],
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+        sums = all_reduce_sum(torch.stack([loss_sum, correct.double(), loss_sum.new_tensor(seen)]), ctx)
+        total = max(1.0, float(sums[2]))
+        metrics: dict[str, Any] = {"epoch": epoch, "train_loss": float(sums[0]) / total,
+                                   "train_acc": float(sums[1]) / total, "lr": opt.param_groups[0]["lr"],
                                    "steps": step}
         last = epoch == spec.epochs or step >= total_steps
         if last or epoch % spec.evaluate_every == 0:

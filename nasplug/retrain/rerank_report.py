@@ -142,11 +142,14 @@ def _against_noise(rows: list[dict[str, Any]], x: list[float], key: str, ylabel:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in RECIPE_NAMES:
-        ax.plot(x, [row[f"{key}_{r}"] for row in rows], "o-", color=COLORS[r], label=f"{r} vs benchmark")
+        ax.plot(x, [row[f"{key}_{r}"] for row in rows], "o-", color=COLORS[r],
+                label=f"{r} recipe vs NAS-Bench-201")
         ax.plot(x, [row[f"noise_{r}"] for row in rows], "s--", color=COLORS[r], alpha=0.5,
-                label=f"{r}: seed vs seed (noise floor)")
+                label=f"{r} recipe: seed vs seed (noise floor)")
     if log_x:
         ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}" for v in x])
+        ax.minorticks_off()
         ax.invert_xaxis()
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
@@ -161,7 +164,8 @@ def _plots(a: RerankAnalysis, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(5, 4))
     for r in RECIPE_NAMES:
         err = np.std(a.acc[r], axis=1) if a.acc[r].shape[1] > 1 and np.isfinite(a.acc[r]).all() else None
-        ax.errorbar(a.bench, a.mean(r), yerr=err, fmt="o", ms=4, capsize=2, color=COLORS[r], label=r)
+        ax.errorbar(a.bench, a.mean(r), yerr=err, fmt="o", ms=4, capsize=2, color=COLORS[r],
+                    label=f"{r} recipe")
     ax.set_xlabel("NAS-Bench-201 accuracy (%)")
     ax.set_ylabel("retrained accuracy (%), mean ± sd over seeds")
     ax.legend()

@@ -24,7 +24,6 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -109,7 +108,7 @@ def gpu_rows(steps: int) -> list[tuple[str, float, str]]:
                                       ("channels_last", False, True), ("bf16 + channels_last", True, True)):
         with tempfile.TemporaryDirectory() as tmp:
             ctx = WorkerContext(device=device)
-            run = replace(spec, amp=amp, channels_last=channels_last)
+            run = spec.with_run(amp=amp, channels_last=channels_last)
             result = fit(run, ctx, FileSink(tmp, ctx), data=data)
             rows.append((f"nasplug.ddp.fit, {label}", steady_rate(result.history, n),
                          f"{epochs} epochs of {n} images"))

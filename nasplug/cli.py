@@ -21,7 +21,7 @@ from nasplug import __version__
 from nasplug.errors import NasplugError
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ["describe", "spaces", "scorers", "rank", "bench", "train", "search"]
+COMMANDS = ["describe", "spaces", "scorers", "rank", "bench", "train", "search", "retrain", "rerank"]
 
 
 class OneLineParser(argparse.ArgumentParser):

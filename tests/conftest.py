@@ -107,3 +107,4 @@ def ray_session(ray_module, tmp_path_factory):
 def nb201_rows(nb201_csv) -> list[dict[str, str]]:
     with nb201_csv.open() as fh:
         return list(csv.DictReader(fh))
+

@@ -28,10 +28,10 @@ LAYERS = {
     "nasplug.markup": 0,
     "nasplug.graph": 1,
     "nasplug.theory": 2, "nasplug.search_spaces": 2,
-    "nasplug.scorers": 3, "nasplug.models": 3, "nasplug.data": 3, "nasplug.train": 3,
+    "nasplug.scorers": 3, "nasplug.models": 3, "nasplug.data": 3, "nasplug.train": 3, "nasplug.ddp": 3,
     "nasplug.nasbench": 3,
     "nasplug.search": 4, "nasplug.ranking": 4,
-    "nasplug.optuna": 5, "nasplug.ray": 5, "nasplug.nasbench.report": 5,
+    "nasplug.optuna": 5, "nasplug.ray": 5, "nasplug.retrain": 5, "nasplug.nasbench.report": 5,
     "nasplug.cli": 6, "nasplug.commands": 6,
 }
 #: Same-layer edges that must not exist: models, data and training use the theory, never scorers.

@@ -71,7 +71,8 @@ def test_train_evaluator_saves_before_reporting_and_resumes_to_the_uninterrupted
 
 def test_with_hyperparameters_adds_them_sorted_by_name():
     assert with_hyperparameters("k") == "k" == with_hyperparameters("k", {})
-    assert with_hyperparameters("k", {"lr": 0.1, "wd": 1e-4}) == with_hyperparameters("k", {"wd": 1e-4, "lr": 0.1})
+    key = with_hyperparameters("k", {"lr": 0.1, "wd": 1e-4})
+    assert key == with_hyperparameters("k", {"wd": 1e-4, "lr": 0.1})
     assert with_hyperparameters("k", {"lr": 0.1}) != with_hyperparameters("k", {"lr": 0.01}) != "k"
 
 

@@ -8,7 +8,9 @@
 * :func:`evaluate_trial` — the trainable: principled init and LR, a report and a checkpoint per
   epoch, resume from the checkpoint; :func:`trial_device` picks the device from the GPUs Ray
   assigned; :class:`TrialStore` keeps an evaluation's state in Tune checkpoints;
-* :func:`run_ray_search` and :class:`RayOptions` — ``nasplug search --backend ray``.
+* :func:`run_ray_search` and :class:`RayOptions` — ``nasplug search --backend ray``;
+* :mod:`nasplug.ray.train` — data-parallel (re)training jobs on Ray Train's ``TorchTrainer``
+  (``nasplug retrain --launcher ray``), imported on its own.
 
 Importing this package imports Ray (the optional extra ``nasplug[ray]``). See docs/ray.md.
 """

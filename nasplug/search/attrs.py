@@ -34,3 +34,6 @@ ATTR_RETRY_OF = "nasplug:retry_of"
 #: Set by the training evaluator: the learning rate used and the training time in seconds.
 ATTR_LR = "nasplug:lr"
 ATTR_TRAIN_SECONDS = "nasplug:train_seconds"
+#: Study user attributes ``nasplug:retrained:<job id>``: one retraining of a cell by ``nasplug
+#: retrain`` (architecture, trial, final test accuracy, accuracy per epoch, time, device, recipe).
+ATTR_RETRAINED = "nasplug:retrained"

@@ -177,12 +177,13 @@ def test_a_wrong_kuberay_value_fails(kind, crds):
 
 # --------------------------------------------------------------------------- what the configs run
 def _commands() -> list[str]:
-    """Every `nasplug search` command in the configs (the RayJob entrypoint, the comments)."""
+    """Every `nasplug search` / `retrain` command in the configs (the RayJob entrypoint, comments)."""
     found = [_load(KUBERAY["RayJob"])["spec"]["entrypoint"]]
     for path in [*LAUNCHER, KUBERAY["RayCluster"]]:
         lines = [re.sub(r"^#\s*", "", line).rstrip(" \\'") for line in path.read_text().splitlines()]
         text = " ".join(lines)
         found += [m.group(0) for m in re.finditer(r"nasplug search --[^']*?--out [^\s']+", text)]
+        found += [m.group(0) for m in re.finditer(r'nasplug retrain --[^"]*?--out [^\s"]+', text)]
     return found
 
 
@@ -191,9 +192,12 @@ def test_the_commands_in_the_configs_are_valid_nasplug_commands(tmp_path, ray_mo
     from nasplug.commands.search import config_from_args, ray_options_from_args
 
     commands = _commands()
-    assert len(commands) >= 5
+    assert len(commands) >= 6 and any(c.startswith("nasplug retrain") for c in commands)
     for command in commands:
         args = build_parser().parse_args(shlex.split(command)[1:])
+        if command.startswith("nasplug retrain"):
+            assert (args.launcher, args.device) == ("ray", "cuda")
+            continue
         assert args.backend == "ray"
         ray_options_from_args(args)
         config_from_args(args)

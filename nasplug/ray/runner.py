@@ -66,7 +66,8 @@ class RayOptions:
     Ray on this machine. ``cpus_per_trial``/``gpus_per_trial``: each trial's resources (fractional
     GPUs below 1 share a device). ``max_concurrent``: trials at once (default: as many as the
     cluster's CPUs and GPUs fit). ``scheduler``: ``"asha"`` stops poor trials early on their
-    per-epoch values (Ray's ASHA, ``grace_period`` 1 epoch, ``reduction_factor`` 3), ``"none"``.
+    per-epoch values (Ray's ASHA, ``grace_period`` 1 epoch, ``reduction_factor`` 3; one objective
+    only), ``"none"``.
     ``storage_path``: Ray's experiment folder, a local path (shared on a multi-node cluster) or a
     cloud URI (``s3://bucket/prefix``, ``gs://...``). ``max_failures``: restarts of a trial whose
     worker died (from its last checkpoint).
@@ -227,9 +228,9 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
         storage_path = str(Path(storage_path).expanduser().resolve())
     kept = ""
     if filt is not None and space.enumerable:
-        kept = f"keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
+        kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
     echo(f"study {config.study_name} in {storage_url(config.storage)}")
-    echo(f"space {config.space} ({space.size:,} cells), sampler {config.sampler}, filter {config.filter} "
+    echo(f"space {config.space} ({space.size:,} cells), sampler {config.sampler}, filter {config.filter}"
          f"{kept}, objective {config.objective}" + (f" ({config.dataset})" if config.dataset else ""))
     finished = True
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))

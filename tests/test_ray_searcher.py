@@ -430,3 +430,9 @@ def test_with_latency_a_duplicate_is_answered_only_for_a_network_a_trial_has_mea
         assert t.values == [accuracy(arch), measured(arch)]
     latency = searcher.objectives.latency  # fed by the trials: it returns what they measured
     assert len(latency) == len(networks) and all(latency(n) == measured(n) for n in networks)
+    # A new searcher on the same study: the accuracies and latencies come back from its values.
+    study = searcher.study
+    again = _mo_searcher("accuracy,latency", storage=study._storage, study_name=study.study_name)
+    assert len(again.cache) == len(networks)
+    assert all(again.objectives.latency(n) == measured(n) for n in networks)
+    assert len(again.objectives.latency) == len(networks)  # read back, none measured here

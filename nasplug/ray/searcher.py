@@ -401,16 +401,16 @@ class ArchSearcher(Searcher):
 
     def _seed_cache(self, study: optuna.Study) -> None:
         """The study's completed trials: their evaluated values, and the latencies they measured."""
-        names = self.objectives.names if self.objectives is not None else ("accuracy",)
+        value = self.metrics.index(self.value_metric)
+        latency = self.metrics.index("latency") if "latency" in self.metrics else None
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             key = t.user_attrs.get(ATTR_KEY)
-            if key is None or t.values is None or len(t.values) != len(names):
+            if key is None or t.values is None or len(t.values) != len(self.metrics):
                 continue
-            values = dict(zip(names, t.values))  # trials come ordered: originals first
             self.cache.record(with_hyperparameters(key, hyperparameters(t.params, self.space)),
-                              t.number, values["accuracy"])
-            if "latency" in values and ATTR_ARCH in t.user_attrs:
-                self.objectives.latency.record(t.user_attrs[ATTR_ARCH], values["latency"])
+                              t.number, t.values[value])  # trials come ordered: originals first
+            if latency is not None and ATTR_ARCH in t.user_attrs:
+                self.objectives.latency.record(t.user_attrs[ATTR_ARCH], t.values[latency])
 
 
 def optuna_searcher(space: DigitSpace | str = "nb201", *, filter: Any = "dag_box",
@@ -442,14 +442,14 @@ def optuna_searcher(space: DigitSpace | str = "nb201", *, filter: Any = "dag_box
         metric, mode = objective_metrics(objectives), objective_modes(objectives)
     elif mode not in ("max", "min"):
         raise NasplugError(f"mode must be max or min, got {mode!r}")
-    modes = mode if objectives is not None else [mode]
     space = resolve_space(space)
     filtered = FilteredSampler(sampler if sampler is not None else optuna.samplers.TPESampler(seed=seed),
                                filter=filter, scorer=scorer, max_tries=max_tries, space=space, seed=seed,
                                scored_startup=scored_startup)
     storage = storage if storage is not None else optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=True,
-                                directions=["maximize" if m == "max" else "minimize" for m in modes])
+                                directions=["maximize" if m == "max" else "minimize"
+                                            for m in (mode if objectives is not None else [mode])])
     base = OptunaSearch(space=ArchSpace(space, extra), metric=metric, mode=mode, sampler=filtered,
                         storage=storage, study_name=study_name)
     return ArchSearcher(base, space, filter=filtered.filter, metric=metric, mode=mode, study=study,

@@ -17,7 +17,8 @@ from optuna.trial import TrialState
 
 from nasplug import ArchGraph, scorers, search_spaces
 from nasplug.errors import NasplugError
-from nasplug.optuna import arch_to_params
+from nasplug.optuna import arch_to_params, params_to_arch
+from nasplug.search.costs import live_cell
 
 ray = pytest.importorskip("ray")  # the ray extra; conftest's ray_module fails under CI instead
 from ray.tune.search import Searcher  # noqa: E402
@@ -82,8 +83,6 @@ class Tune:
 
 
 def arch_of(config) -> ArchGraph:
-    from nasplug.optuna import params_to_arch
-
     return params_to_arch(config, NB201)
 
 
@@ -351,3 +350,89 @@ def test_bad_arguments_are_one_line_errors():
         optuna_searcher("nb201", mode="maximize")
     with pytest.raises(NasplugError, match="unknown filter"):
         optuna_searcher("nb201", filter="nope")
+
+
+# ---------------------------------------------------------------------- several objectives
+def _mo_searcher(spec: str, **kwargs) -> ArchSearcher:
+    from test_multiobjective import DAG3, TINY
+
+    from nasplug.search.objectives import ObjectiveSet
+
+    sampler = optuna.samplers.NSGAIISampler(population_size=10, seed=0)
+    return optuna_searcher(DAG3, filter=None, sampler=sampler, objectives=ObjectiveSet(spec, TINY),
+                           seed=0, **kwargs)
+
+
+def _linear_edges(arch: ArchGraph) -> int:
+    return sum(op.role == "param" for op in live_cell(arch).edges.values())
+
+
+def test_multi_objective_duplicates_get_the_cached_accuracy_and_their_own_costs():
+    """The hand-computed tiny space of test_multiobjective: accuracy by the function's terms, 16
+    parameters + 6 per live linear edge; the Ray searcher finds the hand-computed front and trains
+    each function once, its duplicates answered with its accuracy and their own parameters."""
+    from test_multiobjective import DAG3, HAND_FRONT, accuracy
+
+    from nasplug.optuna.pareto import completed_points, front
+
+    searcher = _mo_searcher("accuracy,params", n_trials=120)
+    assert searcher.metric == [METRIC, "params"] and searcher.mode == ["max", "min"]
+
+    def outcome(config):  # what the trainable reports: accuracy and the costs by name
+        arch = params_to_arch(config, DAG3)
+        return {**evaluated(accuracy(arch)), "params": 16.0 + 6 * _linear_edges(arch)}
+
+    tune = Tune(searcher, outcome, k=2)
+    tune.run()
+    launched = [params_to_arch(c, DAG3).canonical_key() for c in tune.launched.values()]
+    assert len(launched) == len(set(launched))  # each function evaluated once
+    study = searcher.study
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 120
+    duplicates = 0
+    for t in complete:
+        arch = ArchGraph.parse(t.user_attrs["nasplug:arch"])
+        assert t.values == [accuracy(arch), 16.0 + 6 * _linear_edges(arch)]
+        duplicates += "nasplug:duplicate_of" in t.user_attrs
+    assert duplicates == 120 - len(launched) > 0
+    found = front(completed_points(study)[0], ("maximize", "minimize"))
+    assert {tuple(v) for v in found.values.tolist()} == HAND_FRONT
+    # A new searcher on the same study: the cache (the accuracy, by key) comes back from the values.
+    again = _mo_searcher("accuracy,params", storage=study._storage, study_name=study.study_name)
+    assert len(again.cache) == len(launched)
+
+
+def test_with_latency_a_duplicate_is_answered_only_for_a_network_a_trial_has_measured():
+    """Latency is measured by the trials on their devices (here: a made-up figure per network);
+    the driver never measures. A cell of an evaluated function but another network is launched."""
+    from test_multiobjective import DAG3, accuracy
+
+    def measured(arch) -> float:
+        return 1.0 + len(live_cell(arch).edges) + 0.5 * _linear_edges(arch)
+
+    searcher = _mo_searcher("accuracy,latency", n_trials=60)
+
+    def outcome(config):
+        arch = params_to_arch(config, DAG3)
+        return {**evaluated(accuracy(arch)), "latency": measured(arch)}
+
+    tune = Tune(searcher, outcome, k=2)
+    tune.run()
+    networks = [str(live_cell(params_to_arch(c, DAG3))) for c in tune.launched.values()]
+    assert len(networks) == len(set(networks))  # each network once
+    functions = {params_to_arch(c, DAG3).canonical_key() for c in tune.launched.values()}
+    assert len(functions) < len(networks)  # some functions ran as two networks
+    complete = searcher.study.get_trials(states=(TrialState.COMPLETE,))
+    assert len(complete) == 60 and sum("nasplug:duplicate_of" in t.user_attrs for t in complete) > 0
+    for t in complete:
+        arch = ArchGraph.parse(t.user_attrs["nasplug:arch"])
+        assert t.values == [accuracy(arch), measured(arch)]
+    latency = searcher.objectives.latency  # fed by the trials: it returns what they measured
+    assert len(latency) == len(networks) and all(latency(n) == measured(n) for n in networks)
+    # A new searcher on the same study: the accuracies and latencies come back from its values.
+    study = searcher.study
+    again = _mo_searcher("accuracy,latency", storage=study._storage, study_name=study.study_name)
+    assert len(again.cache) == len(networks)
+    assert all(again.objectives.latency(n) == measured(n) for n in networks)
+    assert len(again.objectives.latency) == len(networks)  # read back, none measured here

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -99,6 +100,55 @@ def test_table_search_with_asha_end_to_end(ray_session, nb201_csv, nb201_rows, t
     assert len(keys) == len(set(keys))
 
 
+def test_multi_objective_table_search_equals_the_optuna_backend_on_the_same_cells(
+        ray_session, nb201_csv, nb201_rows, tmp_path, capsys):
+    """``--objectives accuracy,params`` on Ray: every trial's vector is the table's accuracy and the
+    closed-form parameters of its cell, trial by trial what the Optuna backend's objective gives
+    the same cells in one process; the report's front is the trials' front by an independent
+    sweep; a larger budget continues the study."""
+    from test_multiobjective import sweep_front
+
+    from nasplug.optuna import ArchObjective
+    from nasplug.search import Network, ObjectiveSet, table_evaluator
+
+    truth = {NB201.encode(r["ArchitectureString"]): float(r["CIFAR10TestAccuracy200Epochs"])
+             for r in nb201_rows}
+    network = Network.for_dataset("nb201", "cifar10")
+    out = tmp_path / "mo"
+    args = ["--benchmark", str(nb201_csv), "--objectives", "accuracy,params", "--sampler", "nsga2",
+            "--max-concurrent", "2"]
+    assert _search(out, *args, "--n-trials", "16") == 0
+    assert "Pareto front (" in capsys.readouterr().out
+    study = _study(out)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    trials = study.get_trials()
+    assert len(trials) == 16 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in trials:
+        arch = ArchGraph.parse(t.user_attrs[ATTR_ARCH])
+        assert t.values == [pytest.approx(truth[NB201.encode(arch)]), network.costs(arch)[0]]
+    # The single-process equivalent: the Optuna backend's objective on the same cells, in order.
+    reference = optuna.create_study(directions=["maximize", "minimize"])
+    for t in trials:
+        reference.enqueue_trial(t.params)
+    objective = ArchObjective(table_evaluator(str(nb201_csv), "cifar10"), "nb201", key="cell",
+                              objectives=ObjectiveSet("accuracy,params", network))
+    reference.optimize(objective, n_trials=len(trials))
+    assert [t.values for t in reference.trials] == [t.values for t in trials]
+    summary = json.loads((out / "summary.json").read_text())
+    values = [t.values for t in trials]
+    on_front = sweep_front(*(np.array(column) for column in zip(*values)))
+    assert {b["arch"] for b in summary["best"]} == {trials[i].user_attrs[ATTR_ARCH] for i in on_front}
+    assert summary["config"]["backend"] == "ray" and summary["true_front"]
+    assert 0 < summary["hypervolume"] <= summary["true_hypervolume"] <= 1
+    assert (out / "pareto.png").stat().st_size > 0 and (out / "hypervolume.png").stat().st_size > 0
+    # A larger budget: a new experiment runs the missing trials; the first ones stay as they were.
+    assert _search(out, *args, "--n-trials", "20") == 0
+    again = _study(out).get_trials()
+    assert len(again) == 20 and [t.values for t in again[:16]] == values
+    cells = [t.user_attrs[ATTR_ARCH] for t in again if t.user_attrs.get(ATTR_EVALUATED)]
+    assert len(cells) == len(set(cells))  # no cell looked up twice
+
+
 def test_training_search_with_asha_equals_single_process_trainings(ray_session, tmp_path):
     """Each Ray trial trains its cell exactly as `train_arch` does in this process (same init, LR,
     data order): evaluated trials have the single-process accuracy and learning rate (also when ASHA
@@ -137,6 +187,42 @@ def test_training_search_with_asha_equals_single_process_trainings(ray_session, 
     finally:
         torch.set_num_threads(threads)
     assert any(t.state == TrialState.PRUNED for t in trials), "ASHA stopped no trial"
+
+
+def test_multi_objective_training_search_reports_the_trained_accuracy_and_the_costs(ray_session, tmp_path):
+    """A training search with ``--objectives accuracy,params,latency`` on Ray: each evaluated trial
+    has the accuracy of the same training in this process, torch's parameter count of its live
+    network, and a latency its worker measured (a duplicate: the same network's)."""
+    import torch
+
+    from nasplug.models import count_parameters
+    from nasplug.search import SearchConfig
+    from nasplug.search.costs import live_cell
+    from nasplug.search.evaluation import evaluation_data, train_once
+
+    out = tmp_path / "s"
+    assert _search(out, "--objectives", "accuracy,params,latency", "--n-trials", "6", "--epochs", "1",
+                   "--max-concurrent", "2", "--sampler", "random", "--seed", "1", "--model", "mlp") == 0
+    trials = _study(out).get_trials()
+    assert len(trials) == 6 and all(t.state == TrialState.COMPLETE for t in trials)
+    config = SearchConfig(model="mlp", epochs=1, seed=1, objectives="accuracy,params,latency")
+    network, data = config.network(), evaluation_data("digits")
+    threads = torch.get_num_threads()
+    latency: dict[str, float] = {}
+    try:
+        for t in trials:
+            arch = ArchGraph.parse(t.user_attrs[ATTR_ARCH])
+            accuracy, params, ms = t.values
+            assert params == count_parameters(network.build(live_cell(arch)))
+            assert ms > 0 and latency.setdefault(str(live_cell(arch)), ms) == ms  # one figure per network
+            if ATTR_DUPLICATE_OF in t.user_attrs:
+                assert accuracy == trials[t.user_attrs[ATTR_DUPLICATE_OF]].values[0]
+                continue
+            reference = train_once(arch, data, model="mlp", width=config.width, base_lr=config.base_lr,
+                                   epochs=1, seed=1, device="cpu", test=False)
+            assert accuracy == pytest.approx(100 * reference.valid_acc, abs=1e-9)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_trials_get_their_device_from_the_gpus_ray_assigned(ray_session, tmp_path):
@@ -295,6 +381,8 @@ def test_backend_ray_without_ray_is_one_line(tmp_path):
     (["--backend", "ray", "--jobs", "2"], "on Ray use --max-concurrent"),
     (["--backend", "ray", "--pruner", "median"], "on Ray use --scheduler asha"),
     (["--backend", "ray", "--scored-startup", "5"], "--scored-startup needs --scorer"),
+    (["--backend", "ray", "--objectives", "accuracy,params", "--scheduler", "asha"],
+     "--scheduler asha stops trials on one intermediate value: not with --objectives"),
 ])
 def test_bad_ray_options_are_one_line_errors_before_any_work(args, message, tmp_path, capsys, ray_module):
     out = tmp_path / "s"

@@ -141,7 +141,8 @@ def add_ray_arguments(p) -> None:
     ray.add_argument("--max-concurrent", type=int_arg(1), default=None,
                      help="trials at once (default: as many as the cluster's CPUs/GPUs fit)")
     ray.add_argument("--scheduler", default=None, choices=["none", "asha"],
-                     help="asha: stop poor trials early on their per-epoch values (default none)")
+                     help="asha: stop poor trials early on their per-epoch values; not with --objectives "
+                     "(default none)")
     ray.add_argument("--ray-storage", default=None, metavar="DIR|URI",
                      help="Ray experiment storage: a folder (shared on multi-node clusters) or "
                      "s3://…, gs://… (default OUT/ray)")

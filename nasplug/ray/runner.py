@@ -37,7 +37,8 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
 from nasplug.errors import NasplugError
-from nasplug.optuna.report import SearchSummary, write_report
+from nasplug.optuna.pareto import write_pareto_report
+from nasplug.optuna.report import SearchSummary, report_settings, write_report
 from nasplug.optuna.runner import (
     check_inputs,
     final_stage,
@@ -65,7 +66,8 @@ class RayOptions:
     Ray on this machine. ``cpus_per_trial``/``gpus_per_trial``: each trial's resources (fractional
     GPUs below 1 share a device). ``max_concurrent``: trials at once (default: as many as the
     cluster's CPUs and GPUs fit). ``scheduler``: ``"asha"`` stops poor trials early on their
-    per-epoch values (Ray's ASHA, ``grace_period`` 1 epoch, ``reduction_factor`` 3), ``"none"``.
+    per-epoch values (Ray's ASHA, ``grace_period`` 1 epoch, ``reduction_factor`` 3; one objective
+    only), ``"none"``.
     ``storage_path``: Ray's experiment folder, a local path (shared on a multi-node cluster) or a
     cloud URI (``s3://bucket/prefix``, ``gs://...``). ``max_failures``: restarts of a trial whose
     worker died (from its last checkpoint).
@@ -105,9 +107,9 @@ def check_settings(config: SearchConfig, options: RayOptions) -> None:
         raise NasplugError("--pruner is for the Optuna backend; on Ray use --scheduler asha")
     if config.heartbeat:
         raise NasplugError("--heartbeat is for the Optuna backend (the Ray driver owns every trial)")
-    if config.objectives is not None:
-        raise NasplugError("--objectives (a multi-objective search) runs on the Optuna backend: drop "
-                           "--backend ray, or search one objective on Ray")
+    if config.objectives is not None and options.scheduler != "none":
+        raise NasplugError(f"--scheduler {options.scheduler} stops trials on one intermediate value: "
+                           "not with --objectives")
     if config.device.startswith("cuda") and options.gpus_per_trial <= 0:
         raise NasplugError("--device cuda needs GPUs per trial: --gpus-per-trial (e.g. 0.25 or 1)")
 
@@ -226,9 +228,9 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
         storage_path = str(Path(storage_path).expanduser().resolve())
     kept = ""
     if filt is not None and space.enumerable:
-        kept = f"keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
+        kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
     echo(f"study {config.study_name} in {storage_url(config.storage)}")
-    echo(f"space {config.space} ({space.size:,} cells), sampler {config.sampler}, filter {config.filter} "
+    echo(f"space {config.space} ({space.size:,} cells), sampler {config.sampler}, filter {config.filter}"
          f"{kept}, objective {config.objective}" + (f" ({config.dataset})" if config.dataset else ""))
     finished = True
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -256,6 +258,9 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
     if finished and config.objective == "train" and config.final_top > 0 and config.objectives is None:
         final, comparison = final_stage(config, study, echo)  # in the driver, one run after another
     extra = {"backend": "ray", "ray_storage": storage_path, "scheduler": options.scheduler}
+    if config.objectives is not None:  # the same Pareto-front report as the Optuna backend's
+        settings = {**report_settings(config), **extra}
+        return write_pareto_report(study, out, config, settings=settings).summary, finished
     return write_report(study, out, config=config, top=top, final=final, comparison=comparison,
                         extra_settings=extra), finished
 
@@ -293,16 +298,19 @@ def _tune_config(config: SearchConfig, options: RayOptions, study: optuna.Study,
                  concurrent: int) -> tune.TuneConfig:
     seed = worker_seed(config, study, 0)
     mode = "max" if config.direction == "maximize" else "min"
+    objectives = config.objective_set()
     searcher = optuna_searcher(
         config.space, filter=config.filter, sampler=make_sampler(config.sampler, seed), scorer=config.scorer,
-        scored_startup=config.scored_startup,
+        scored_startup=config.scored_startup, objectives=objectives,
         storage=study._storage, study_name=config.study_name, mode=mode, max_tries=config.max_tries,
         seed=seed, n_trials=remaining, timeout=config.timeout, dedupe=config.dedupe, key=config.key_rule)
     scheduler = None
     if options.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=max(1, config.epochs), grace_period=1,
                                   reduction_factor=3)
-    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, metric=METRIC, mode=mode,
+    single = objectives is None  # Ray's rule: a searcher with a list of metrics, none in TuneConfig
+    return tune.TuneConfig(search_alg=searcher, scheduler=scheduler, metric=METRIC if single else None,
+                           mode=mode if single else None,
                            num_samples=-1, max_concurrent_trials=concurrent, reuse_actors=True,
                            trial_dirname_creator=trial_dirname)
 

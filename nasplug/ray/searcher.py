@@ -22,6 +22,14 @@
   trial whose last result says ``nasplug:evaluated`` had finished and is COMPLETE); a failed
   evaluation (reported with ``nasplug:fail_reason``, e.g. a diverged training) or a crashed trial
   is FAIL with its reason;
+* **several objectives** — with an :class:`~nasplug.search.objectives.ObjectiveSet` the metrics
+  are the accuracy (``value``) and the costs by name (``params``, ``flops``, ``latency``:
+  :func:`objective_metrics`), as the Optuna backend's :class:`~nasplug.optuna.ArchObjective` returns
+  them: the cache holds the evaluated accuracy, and a duplicate is answered with it and *its own*
+  costs — parameters and FLOPs in closed form in the driver, the latency as a trial measured it on
+  its device. A latency is only known for networks a trial has run, so with ``latency`` the
+  dedupe key also names the network (the live edges): a cell of the same function but another
+  network is evaluated itself;
 * **budget** — ``n_trials`` proposals (launched, answered from the cache, or parked), then
   ``FINISHED``; ``timeout`` seconds after the run started, no new trial is launched.
 
@@ -54,13 +62,16 @@ from nasplug.optuna.params import arch_distributions, params_to_arch, suggest_ar
 from nasplug.optuna.sampler import FilteredSampler
 from nasplug.search import KeepMask, ResultCache, resolve_filter
 from nasplug.search.attrs import (
+    ATTR_ARCH,
     ATTR_DUPLICATE_OF,
     ATTR_EVALUATED,
     ATTR_FAIL_REASON,
     ATTR_KEY,
     ATTR_REJECTED_BY,
 )
+from nasplug.search.costs import live_cell
 from nasplug.search.dedupe import evaluation_key, with_hyperparameters
+from nasplug.search.objectives import ObjectiveSet
 from nasplug.search_spaces import DigitSpace, resolve_space
 
 logger = logging.getLogger("nasplug.ray")
@@ -95,6 +106,17 @@ class ArchSpace:
         out = dict(self.extra(trial) or {}) if self.extra is not None else {}
         out[OPTUNA_TRIAL] = trial.number
         return out
+
+
+def objective_metrics(objectives: ObjectiveSet) -> list[str]:
+    """The Tune metrics of a multi-objective search, in the objectives' order: :data:`METRIC` for
+    the accuracy, the cost names (``params``, ``flops``, ``latency``) for the costs."""
+    return [METRIC if name == "accuracy" else name for name in objectives.names]
+
+
+def objective_modes(objectives: ObjectiveSet) -> list[str]:
+    """Tune's ``"max"``/``"min"`` of each objective, in order."""
+    return ["max" if direction == "maximize" else "min" for direction in objectives.directions]
 
 
 def arch_from_config(config: Mapping[str, Any], space: DigitSpace | str = "nb201") -> ArchGraph:
@@ -137,7 +159,11 @@ class ArchSearcher(Searcher):
         The search space and the filter every launched cell passes (object, registered name or
         ``None``).
     metric, mode
-        The reported value and ``"max"``/``"min"``.
+        The reported value and ``"max"``/``"min"`` (one objective).
+    objectives
+        A multi-objective search (the metrics are then :func:`objective_metrics`, the modes the
+        objectives' directions; ``metric`` and ``mode`` are ignored). Its latency meter, if any, is
+        fed with the trials' measurements; the driver measures nothing itself.
     n_trials
         Proposals to make in total (launched + answered from the cache + parked); ``None``: until
         the wrapped searcher is finished.
@@ -160,12 +186,18 @@ class ArchSearcher(Searcher):
                  metric: str = METRIC, mode: str = "max", n_trials: int | None = None,
                  timeout: float | None = None, dedupe: bool = True,
                  study: optuna.Study | None = None, max_tries: int = 20,
-                 key: str | Callable[[ArchGraph], str] = "function"):
-        if mode not in ("max", "min"):
+                 key: str | Callable[[ArchGraph], str] = "function", objectives: ObjectiveSet | None = None):
+        if objectives is not None:
+            metric, mode = objective_metrics(objectives), objective_modes(objectives)
+        elif mode not in ("max", "min"):
             raise NasplugError(f"mode must be max or min, got {mode!r}")
         if n_trials is not None and n_trials < 0:
             raise NasplugError(f"n_trials must be at least 0, got {n_trials}")
         super().__init__(metric=metric, mode=mode)
+        self.objectives = objectives
+        #: The reported metrics (Tune checks every result for all of them) and the evaluated one.
+        self.metrics: list[str] = list(metric) if objectives is not None else [metric]
+        self.value_metric = METRIC if objectives is not None else metric
         if base.metric is None:
             base.set_search_properties(metric, mode, {})
         elif (base.metric, base.mode) != (metric, mode):
@@ -223,7 +255,7 @@ class ArchSearcher(Searcher):
                 continue
             self.proposed += 1
             self.last_number = max(self.last_number, config.get(OPTUNA_TRIAL, -1))
-            cell_key = self.key(arch)
+            cell_key = self._key(arch)
             self._record(config.get(OPTUNA_TRIAL), {ATTR_KEY: cell_key})
             proposal = _Proposal(base_id, dict(config), with_hyperparameters(
                 cell_key, hyperparameters(config, self.space)), str(arch), config.get(OPTUNA_TRIAL))
@@ -243,7 +275,7 @@ class ArchSearcher(Searcher):
         if proposal is None:
             return
         self.seen[trial_id] = int(result.get(TRAINING_ITERATION, 0) or 0)
-        if TIME_ATTR in result and self.metric in result and not result.get(ATTR_EVALUATED) \
+        if TIME_ATTR in result and self.value_metric in result and not result.get(ATTR_EVALUATED) \
                 and ATTR_FAIL_REASON not in result:
             self.base.on_trial_result(proposal.base_id, result)
 
@@ -252,8 +284,9 @@ class ArchSearcher(Searcher):
         if proposal is None:
             return
         result = result or {}
-        value = result.get(self.metric)
-        finite = isinstance(value, int | float) and math.isfinite(value)
+        value = result.get(self.value_metric)
+        finite = all(isinstance(result.get(m), int | float) and math.isfinite(result[m])
+                     for m in self.metrics)
         # Tune withholds from on_trial_result the result on which a scheduler or stopper ends a
         # trial: a last result newer than any seen means the trial was stopped, not finished.
         stopped = int(result.get(TRAINING_ITERATION, 0) or 0) > self.seen.pop(trial_id, 0)
@@ -265,8 +298,10 @@ class ArchSearcher(Searcher):
         elif finite and (not stopped or result.get(ATTR_EVALUATED)):
             attrs = {k: v for k, v in result.items() if k.startswith("nasplug:")}
             self._record(proposal.optuna_trial, {**attrs, ATTR_EVALUATED: True, ATTR_RAY_TRIAL: trial_id})
-            self.base.on_trial_complete(proposal.base_id, {self.metric: value})
+            self.base.on_trial_complete(proposal.base_id, {m: result[m] for m in self.metrics})
             self.cache.record(proposal.key, self._label(proposal, trial_id), value)
+            if self.objectives is not None and self.objectives.latency is not None:
+                self.objectives.latency.record(proposal.arch, result["latency"])
             logger.info("trial %s: %.4f  %s", proposal.name, value, proposal.arch)
             for waiting in self.parked.pop(trial_id, []):
                 self._complete_duplicate(waiting, self._label(proposal, trial_id), value)
@@ -318,8 +353,11 @@ class ArchSearcher(Searcher):
         return True
 
     def _complete_duplicate(self, proposal: _Proposal, of: Any, value: float) -> None:
+        """Answer a duplicate: the value of the cell it duplicates — with several objectives, that
+        accuracy and the duplicate's own costs (its latency is its network's, measured by a trial)."""
         self._record(proposal.optuna_trial, {ATTR_DUPLICATE_OF: of})
-        self.base.on_trial_complete(proposal.base_id, {self.metric: value})
+        values = [value] if self.objectives is None else self.objectives.vector(proposal.arch, value)
+        self.base.on_trial_complete(proposal.base_id, dict(zip(self.metrics, values)))
         logger.info("trial %s: %.4f  %s (duplicate of trial %s: not evaluated again)",
                     proposal.name, value, proposal.arch, of)
 
@@ -343,6 +381,14 @@ class ArchSearcher(Searcher):
         for key, value in attrs.items():
             storage.set_trial_user_attr(trial_id, key, value)
 
+    def _key(self, arch: ArchGraph) -> str:
+        """The cell's dedupe key (before hyper-parameters); with a latency objective it also names
+        the network, whose latency only a trial can measure."""
+        key = self.key(arch)
+        if self.objectives is not None and self.objectives.latency is not None:
+            key = f"{key}|network={live_cell(arch)}"
+        return key
+
     def _catch_up(self, study: optuna.Study) -> None:
         """After a driver stopped between two snapshots (kill -9), the study holds what this
         searcher proposed after its last one: finished trials count towards ``n_trials`` and feed the
@@ -354,11 +400,17 @@ class ArchSearcher(Searcher):
         self._seed_cache(study)
 
     def _seed_cache(self, study: optuna.Study) -> None:
+        """The study's completed trials: their evaluated values, and the latencies they measured."""
+        value = self.metrics.index(self.value_metric)
+        latency = self.metrics.index("latency") if "latency" in self.metrics else None
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             key = t.user_attrs.get(ATTR_KEY)
-            if key is not None and t.value is not None:  # trials come ordered: originals first
-                self.cache.record(with_hyperparameters(key, hyperparameters(t.params, self.space)),
-                                  t.number, t.value)
+            if key is None or t.values is None or len(t.values) != len(self.metrics):
+                continue
+            self.cache.record(with_hyperparameters(key, hyperparameters(t.params, self.space)),
+                              t.number, t.values[value])  # trials come ordered: originals first
+            if latency is not None and ATTR_ARCH in t.user_attrs:
+                self.objectives.latency.record(t.user_attrs[ATTR_ARCH], t.values[latency])
 
 
 def optuna_searcher(space: DigitSpace | str = "nb201", *, filter: Any = "dag_box",
@@ -366,14 +418,18 @@ def optuna_searcher(space: DigitSpace | str = "nb201", *, filter: Any = "dag_box
                     scored_startup: int = 0, storage: optuna.storages.BaseStorage | None = None,
                     study_name: str = "nasplug", metric: str = METRIC, mode: str = "max",
                     extra: Callable[[optuna.Trial], Mapping[str, Any] | None] | None = None,
-                    max_tries: int = 20, seed: int | None = None, **kwargs: Any) -> ArchSearcher:
+                    max_tries: int = 20, seed: int | None = None, objectives: ObjectiveSet | None = None,
+                    **kwargs: Any) -> ArchSearcher:
     """The default architecture searcher: Ray's ``OptunaSearch`` on a :class:`ArchSpace`, sampled by
     :class:`~nasplug.optuna.FilteredSampler` around ``sampler`` (default TPE), wrapped in an
     :class:`ArchSearcher` that dedupes and records into the same study.
 
     ``storage`` is where the study lives (default: in memory; give a file/RDB storage, e.g.
     :func:`nasplug.optuna.open_storage`, for reports, the dashboard and ``Tuner.restore``).
-    ``kwargs`` go to :class:`ArchSearcher` (``n_trials``, ``timeout``, ``dedupe``).
+    ``objectives`` makes it a multi-objective search: a study with one direction per objective,
+    metrics :func:`objective_metrics` (give ``sampler`` a multi-objective one, e.g. NSGA-II; TPE is
+    then MO-TPE), and no ``metric``/``mode`` in ``TuneConfig`` (Ray's rule for a list of metrics).
+    ``kwargs`` go to :class:`ArchSearcher` (``n_trials``, ``timeout``, ``dedupe``, ``key``).
 
     Examples
     --------
@@ -382,7 +438,9 @@ def optuna_searcher(space: DigitSpace | str = "nb201", *, filter: Any = "dag_box
     >>> config = tune.TuneConfig(search_alg=searcher, metric="value", mode="max",
     ...                          num_samples=-1, max_concurrent_trials=2)
     """
-    if mode not in ("max", "min"):
+    if objectives is not None:
+        metric, mode = objective_metrics(objectives), objective_modes(objectives)
+    elif mode not in ("max", "min"):
         raise NasplugError(f"mode must be max or min, got {mode!r}")
     space = resolve_space(space)
     filtered = FilteredSampler(sampler if sampler is not None else optuna.samplers.TPESampler(seed=seed),
@@ -390,8 +448,9 @@ def optuna_searcher(space: DigitSpace | str = "nb201", *, filter: Any = "dag_box
                                scored_startup=scored_startup)
     storage = storage if storage is not None else optuna.storages.InMemoryStorage()
     study = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=True,
-                                direction="maximize" if mode == "max" else "minimize")
+                                directions=["maximize" if m == "max" else "minimize"
+                                            for m in (mode if objectives is not None else [mode])])
     base = OptunaSearch(space=ArchSpace(space, extra), metric=metric, mode=mode, sampler=filtered,
                         storage=storage, study_name=study_name)
     return ArchSearcher(base, space, filter=filtered.filter, metric=metric, mode=mode, study=study,
-                        max_tries=max_tries, **kwargs)
+                        max_tries=max_tries, objectives=objectives, **kwargs)

@@ -14,7 +14,11 @@ the user's ``module:function``) on the cell of the trial's config and reports to
   before its final value;
 * a failed evaluation (:class:`~nasplug.search.EvaluationFailed`: a diverged training, a cell
   missing from the table) as a result with ``nasplug:fail_reason`` — not as an exception, so Tune
-  does not retry a deterministic failure ``max_failures`` times; the searcher records it as FAIL.
+  does not retry a deterministic failure ``max_failures`` times; the searcher records it as FAIL;
+* in a multi-objective search (``--objectives``), the costs of the cell's network next to the
+  accuracy in every report (Tune wants every searcher metric in every result), by name:
+  ``params`` and ``flops`` in closed form, ``latency`` measured on the trial's device before the
+  evaluation (:class:`~nasplug.search.objectives.ObjectiveSet`, as the Optuna backend computes them).
 
 **Device.** Inside Ray the device comes from the GPUs Ray assigned to the trial
 (``ray.get_gpu_ids()``, :func:`trial_device`), never from "is CUDA visible": Ray ≥ 2.60 no longer
@@ -36,15 +40,17 @@ import ray
 from ray import tune
 
 from nasplug.errors import NasplugError
-from nasplug.ray.searcher import METRIC, TIME_ATTR, arch_from_config
+from nasplug.ray.searcher import METRIC, TIME_ATTR, arch_from_config, objective_metrics
 from nasplug.search import EvaluationFailed, Evaluator, SearchConfig, check_value
 from nasplug.search.attrs import ATTR_EVALUATED, ATTR_FAIL_REASON
+from nasplug.search.objectives import ObjectiveSet
 from nasplug.search_spaces import get as get_space
 
 STATE_FILE = "state.pt"
 
-#: Evaluators built in this worker process, by settings (a reused actor loads its data once).
-_EVALUATORS: dict[str, Evaluator] = {}
+#: Evaluators and objective sets built in this worker process, by settings (a reused actor loads
+#: its data once and measures each network's latency once).
+_EVALUATORS: dict[str, tuple[Evaluator, ObjectiveSet | None]] = {}
 
 
 def trial_device(requested: str = "auto") -> str:
@@ -106,12 +112,12 @@ class TrialStore:
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
-def _evaluator(search: SearchConfig, device: str) -> Evaluator:
+def _evaluator(search: SearchConfig, device: str) -> tuple[Evaluator, ObjectiveSet | None]:
     key = json.dumps({**search.identity(), "device": device, "data_root": search.data_root,
                       "seed": search.seed}, sort_keys=True, default=str)
     if key not in _EVALUATORS:
         search.device = device
-        _EVALUATORS[key] = search.evaluator()
+        _EVALUATORS[key] = search.evaluator(), search.objective_set()
     return _EVALUATORS[key]
 
 
@@ -123,6 +129,7 @@ def evaluate_trial(config: dict[str, Any], search: dict[str, Any]) -> None:
     arch = arch_from_config(config, get_space(settings.space))
     store = TrialStore()
     last: dict[str, Any] = {}
+    costs: dict[str, float] = {}  # the network's costs, by name, in every report
 
     def report(step: int, value: float) -> None:
         if not math.isfinite(value):
@@ -130,15 +137,22 @@ def evaluate_trial(config: dict[str, Any], search: dict[str, Any]) -> None:
         if step >= settings.epochs:  # the last epoch: reported once, with the final value
             last[TIME_ATTR] = int(step)
         else:
-            store.report({METRIC: float(value), TIME_ATTR: int(step)})
+            store.report({METRIC: float(value), TIME_ATTR: int(step), **costs})
+
+    def fail(reason: str) -> None:  # every metric, NaN: Tune checks each result for all of them
+        objectives = settings.objective_set()
+        metrics = objective_metrics(objectives) if objectives is not None else [METRIC]
+        tune.report({**dict.fromkeys(metrics, float("nan")), ATTR_FAIL_REASON: reason})
 
     try:
-        evaluator = _evaluator(settings, trial_device(settings.device))
+        evaluator, objectives = _evaluator(settings, trial_device(settings.device))
+        if objectives is not None:
+            costs.update(objectives.costs(arch))
         result = check_value(evaluator(arch, report, store))
     except EvaluationFailed as err:
-        tune.report({METRIC: float("nan"), ATTR_FAIL_REASON: str(err)})
+        fail(str(err))
         return
     except NasplugError as err:  # a setting this worker cannot honour (no GPU, missing data)
-        tune.report({METRIC: float("nan"), ATTR_FAIL_REASON: f"error: {err}"})
+        fail(f"error: {err}")
         return
-    store.report({METRIC: result.value, ATTR_EVALUATED: True, **result.attrs, **last})
+    store.report({METRIC: result.value, ATTR_EVALUATED: True, **result.attrs, **last, **costs})

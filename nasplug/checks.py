@@ -22,6 +22,13 @@ from nasplug.errors import NasplugError
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
+#: The largest seed the command line takes (numpy's and most tools' 32-bit range); torch's
+#: generators and the derived per-epoch seeds stay well inside 64 bits.
+MAX_SEED = 2**32 - 1
+#: The largest learning rate torch's float32 optimizers can hold (a larger one overflows).
+MAX_LR = 3.4028234663852886e38
+
+
 def integer(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:
     """``value`` as an int in ``[low, high]`` (either bound may be ``None``), or a
     :class:`~nasplug.errors.NasplugError` naming ``name`` and the range."""
@@ -66,12 +73,15 @@ def device(value: Any, name: str = "device") -> str:
 
 
 def _range(low, high, low_open: bool = False, high_open: bool = False) -> str:
+    def show(bound) -> str:
+        return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
     if low is not None and high is not None:
-        return f" in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        return f" in {'(' if low_open else '['}{show(low)}, {show(high)}{')' if high_open else ']'}"
     if low is not None:
-        return f" {'>' if low_open else '>='} {low:g}"
+        return f" {'>' if low_open else '>='} {show(low)}"
     if high is not None:
-        return f" {'<' if high_open else '<='} {high:g}"
+        return f" {'<' if high_open else '<='} {show(high)}"
     return ""
 
 
@@ -79,8 +89,9 @@ def _range(low, high, low_open: bool = False, high_open: bool = False) -> str:
 def writable_dir(path: str | os.PathLike, name: str = "output folder") -> Path:
     """Check that ``path`` is, or can be created as, a folder this process may write into.
 
-    Nothing is created: the nearest existing ancestor must be a folder with write permission and
-    the existing part of ``path`` must not be a file. Raises a one-line
+    Nothing is left behind: the nearest existing ancestor must be a folder where a file can really
+    be created (a temporary file is created and removed: permission bits alone say yes to root,
+    and on ``/proc``) and the existing part of ``path`` must not be a file. Raises a one-line
     :class:`~nasplug.errors.NasplugError` naming ``name``.
     """
     path = Path(path).expanduser()
@@ -89,8 +100,7 @@ def writable_dir(path: str | os.PathLike, name: str = "output folder") -> Path:
     if path.exists():
         if not path.is_dir():
             raise NasplugError(f"{name} {path} exists and is not a folder")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise NasplugError(f"{name} {path} is not writable")
+        _probe(path, f"{name} {path} is not writable")
         return path
     _creatable(path, name)
     return path
@@ -115,8 +125,18 @@ def _creatable(path: Path, name: str) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise NasplugError(f"{name} {path} cannot be created: {parent} is a file, not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise NasplugError(f"{name} {path} cannot be created: {parent} is not writable")
+    _probe(parent, f"{name} {path} cannot be created: {parent} is not writable")
+
+
+def _probe(folder: Path, message: str) -> None:
+    """Create and remove a temporary file in ``folder``; ``message`` (+ the OS's reason) if that fails."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise NasplugError(f"{message} ({err.strerror or err})") from None
 
 
 # ---------------------------------------------------------------------- argparse types
@@ -152,6 +172,16 @@ def float_arg(low: float | None = None, high: float | None = None, *, low_open: 
               high_open: bool = False) -> Callable[[str], float]:
     """``argparse`` type of a number option in the range."""
     return cli_type(float, lambda v: number("value", v, low, high, low_open=low_open, high_open=high_open))
+
+
+def seed_arg() -> Callable[[str], int]:
+    """``argparse`` type of a seed: an integer in ``[0, MAX_SEED]``."""
+    return int_arg(0, MAX_SEED)
+
+
+def lr_arg() -> Callable[[str], float]:
+    """``argparse`` type of a learning rate: a number in ``(0, MAX_LR]``."""
+    return float_arg(0.0, MAX_LR, low_open=True)
 
 
 def device_arg() -> Callable[[str], str]:

@@ -19,6 +19,7 @@ import sys
 
 from nasplug import __version__
 from nasplug.errors import NasplugError
+from nasplug.processes import stop_on_sigterm
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = ["describe", "spaces", "scorers", "rank", "bench", "train", "search", "retrain", "rerank"]
@@ -52,11 +53,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        code = int(args.func(args) or 0)
+        with stop_on_sigterm():  # kill / timeout / Slurm stop a command as cleanly as Ctrl-C does
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
         return code
     except NasplugError as err:
         print(f"nasplug {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        print(f"nasplug {args.command}: error: out of memory ({str(err).splitlines()[0][:200]}): use a "
+              "smaller network (--width) or batch (--batch-size)", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         detail = f": {err}" if str(err) else ""
@@ -67,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         # the interpreter's final flush cannot fail again (the recipe of Python's signal docs).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """A failed allocation: Python's ``MemoryError``, torch's ``OutOfMemoryError`` (CUDA) or its CPU
+    allocator's ``RuntimeError``."""
+    return (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(err))
 
 
 if __name__ == "__main__":

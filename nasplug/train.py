@@ -133,19 +133,21 @@ def evaluate(model: nn.Module, data: ArrayDataset, split: str = "test", *, batch
 
 def check_train_args(*, epochs: int, batch_size: int, momentum: float, weight_decay: float,
                      warmup_epochs: float, evaluate_every: int = 1, max_steps: int | None = None,
-                     lr: float | None = None) -> None:
+                     lr: float | None = None, seed: int | None = None) -> None:
     """The ranges :func:`train` accepts, one :class:`~nasplug.errors.NasplugError` per bad value
     (the CLI checks the same ranges as it parses)."""
     checks.integer("epochs", epochs, 1)
     checks.integer("batch_size", batch_size, 1)
     checks.number("momentum", momentum, 0.0, 1.0, high_open=True)
     checks.number("weight_decay", weight_decay, 0.0)
-    checks.number("warmup_epochs", warmup_epochs, 0.0)
+    checks.number("warmup_epochs", warmup_epochs, 0.0, epochs)  # a longer warm-up never reaches the LR
     checks.integer("evaluate_every", evaluate_every, 1)
     if max_steps is not None:
         checks.integer("max_steps", max_steps, 1)
     if lr is not None:
-        checks.number("lr", lr, 0.0, low_open=True)
+        checks.number("lr", lr, 0.0, checks.MAX_LR, low_open=True)
+    if seed is not None:
+        checks.integer("seed", seed, 0, checks.MAX_SEED)
 
 
 def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float = 0.05,
@@ -205,7 +207,8 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
     if schedule not in ("cosine", "constant"):
         raise NasplugError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
     check_train_args(epochs=epochs, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
-                     warmup_epochs=warmup_epochs, evaluate_every=evaluate_every, max_steps=max_steps, lr=lr)
+                     warmup_epochs=warmup_epochs, evaluate_every=evaluate_every, max_steps=max_steps, lr=lr,
+                     seed=seed)
     dev = resolve_device(device)
     monitor = "valid" if data.has_valid else "test"
     amp = dev.type == "cuda" if amp is None else (amp and dev.type == "cuda")

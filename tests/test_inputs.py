@@ -39,8 +39,8 @@ def one_line_exit_2(argv, capsys) -> str:
     (["train", "2_21_112", "--batch-size", "0"], "--batch-size: value must be an integer >= 1"),
     (["train", "2_21_112", "--weight-decay", "-1"], "--weight-decay: value must be a number >= 0"),
     (["train", "2_21_112", "--momentum", "1"], "--momentum: value must be a number in [0, 1)"),
-    (["train", "2_21_112", "--lr", "0"], "--lr: value must be a number > 0"),
-    (["train", "2_21_112", "--base-lr", "nan"], "--base-lr: value must be a number > 0"),
+    (["train", "2_21_112", "--lr", "0"], "--lr: value must be a number in (0, "),
+    (["train", "2_21_112", "--base-lr", "nan"], "--base-lr: value must be a number in (0, "),
     (["train", "2_21_112", "--warmup-epochs", "-0.5"], "--warmup-epochs: value must be a number >= 0"),
     (["train", "2_21_112", "--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:N or mps"),
     (["train", "2_21_112", "--epochs", "two"], "--epochs: expected an integer, got 'two'"),
@@ -54,12 +54,24 @@ def one_line_exit_2(argv, capsys) -> str:
     (["search", "--max-tries", "0"], "--max-tries: value must be an integer >= 1"),
     (["search", "--final-seeds", "0"], "--final-seeds: value must be an integer >= 1"),
     (["search", "--final-top", "-1"], "--final-top: value must be an integer >= 0"),
-    (["search", "--base-lr", "-0.1"], "--base-lr: value must be a number > 0"),
+    (["search", "--base-lr", "-0.1"], "--base-lr: value must be a number in (0, "),
     (["search", "--device", "gpu"], "--device: device must be auto"),
     (["search", "--top", "0"], "--top: value must be an integer >= 1"),
     (["rank", "--search-seeds", "0"], "--search-seeds: value must be an integer >= 1"),
     (["rank", "--sample", "0"], "--sample: value must be an integer >= 1"),
     (["rank", "--top", "-1"], "--top: value must be an integer >= 0"),
+    # numbers too large for what consumes them: float32 optimizers, 64-bit seeds, processes
+    (["train", "2_21_112", "--lr", "1e300"], "--lr: value must be a number in (0, 3.40282e+38]"),
+    (["search", "--base-lr", "1e300"], "--base-lr: value must be a number in (0, 3.40282e+38]"),
+    (["retrain", "2_21_112", "--lr", "1e39"], "--lr: value must be a number in (0, 3.40282e+38]"),
+    (["train", "2_21_112", "--seed", "99999999999999999999999"],
+     "--seed: value must be an integer in [0, 4294967295]"),
+    (["search", "--seed", "-1"], "--seed: value must be an integer in [0, 4294967295]"),
+    (["rerank", "--benchmark", "x.csv", "--seeds", "0", "4294967296"],
+     "--seeds: value must be an integer in"),
+    (["train", "2_21_112", "--warmup-epochs", "1e9", "--epochs", "1"],
+     "warmup_epochs must be a number in [0, 1]"),
+    (["search", "--jobs", "100000"], "jobs must be at most"),
 ])
 def test_bad_numbers_and_choices_are_one_line_naming_the_option(argv, fragment, capsys):
     assert fragment in one_line_exit_2(argv, capsys)
@@ -110,6 +122,10 @@ def test_library_entry_points_check_their_arguments():
         (lambda: SearchConfig(sampler="cmaes"), "CMA-ES would sample at random"),
         (lambda: SearchConfig(device="tpu"), "device must be auto"),
         (lambda: SearchConfig(timeout=-1), "timeout must be a number > 0"),
+        (lambda: SearchConfig(seed=2**64), "seed must be an integer in [0, 4294967295]"),
+        (lambda: SearchConfig(objective="table", benchmark="no/such.csv"), "no such file"),
+        (lambda: train(net, digits, lr=1e300), "lr must be a number in (0, 3.40282e+38]"),
+        (lambda: train(net, digits, epochs=2, warmup_epochs=3), "warmup_epochs must be a number in [0, 2]"),
         (lambda: random_search(np.arange(10.0), [1], seeds=0), "seeds must be an integer >= 1, got 0"),
         (lambda: score_guided_search(np.arange(10.0), np.arange(10.0), [0]), "samples must be an integer"),
         (lambda: score_space(search_spaces.get("nb201"), ["num_paths"], sample=0), "sample must be"),
@@ -164,6 +180,26 @@ def test_rank_and_bench_check_outputs_before_any_work(a_file, nb201_csv, tmp_pat
     assert ".csv or .parquet" in one_line_exit_2(["bench", "convert", str(nb201_csv), "-o",
                                                   str(tmp_path / "t.txt")], capsys)
     assert not (tmp_path / "t.txt").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_where_nothing_can_be_created_is_refused_even_for_root(capsys):
+    """Permission bits say yes to root, and /proc takes no new file: only trying tells."""
+    from nasplug.checks import writable_dir, writable_file
+
+    with pytest.raises(NasplugError, match="cannot be created: /proc is not writable"):
+        writable_dir("/proc/nasplug-out")
+    with pytest.raises(NasplugError, match="cannot be created: /proc is not writable"):
+        writable_file("/proc/nasplug-table.csv")
+    for argv in (["search", "--n-trials", "1"], ["retrain", "2_21_112"], ["rank", "--space", "nb201"]):
+        assert "cannot be created" in one_line_exit_2([*argv, "--out", "/proc/nasplug-out"], capsys)
+
+
+def test_out_of_memory_is_one_line(capsys):
+    """A network too large to allocate: one line naming what to shrink, not torch's traceback."""
+    # 64 x 10^12 float32 weights: 256 TB, beyond any machine's address space (no overcommit luck)
+    msg = one_line_exit_2(["train", "2_21_112", "--width", "1000000000000", "--epochs", "1"], capsys)
+    assert "out of memory" in msg and "--width" in msg
 
 
 def test_unwritable_folder_is_refused(tmp_path):

@@ -25,7 +25,7 @@ SOURCES = {"nasplug": ROOT / "nasplug", "nasplug.scorers": ROOT / "scorers",
 #: Longest matching prefix wins.
 LAYERS = {
     "nasplug.errors": 0, "nasplug.checks": 0, "nasplug.ops": 0, "nasplug.plotting": 0,
-    "nasplug.markup": 0,
+    "nasplug.markup": 0, "nasplug.processes": 0,
     "nasplug.graph": 1,
     "nasplug.theory": 2, "nasplug.search_spaces": 2,
     "nasplug.scorers": 3, "nasplug.models": 3, "nasplug.data": 3, "nasplug.train": 3, "nasplug.ddp": 3,

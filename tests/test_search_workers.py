@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from procs import alive, descendants
 
 from nasplug.optuna import ArchObjective, open_storage, recover_dead_trials, suggest_architecture
 from nasplug.optuna.storage import WORKER_ATTR, counted_trials
@@ -192,8 +193,15 @@ def _wait_for(predicate, proc, what: str) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_ctrl_c_is_one_line_and_the_trial_is_retried_on_resume(tmp_path, jobs):
+def _stop(proc, how: str) -> None:
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    else:
+        proc.send_signal(getattr(signal, how))  # kill / timeout / Slurm: the parent process only
+
+
+@pytest.mark.parametrize("jobs, how", [(1, "ctrl-c"), (2, "ctrl-c"), (1, "SIGTERM"), (2, "SIGTERM")])
+def test_ctrl_c_is_one_line_and_the_trial_is_retried_on_resume(tmp_path, jobs, how):
     (tmp_path / "nasplug_hold.py").write_text(OBJECTIVES)
     (tmp_path / "hold").touch()
     out = tmp_path / "out"
@@ -201,9 +209,11 @@ def test_ctrl_c_is_one_line_and_the_trial_is_retried_on_resume(tmp_path, jobs):
             "--quiet", "--jobs", str(jobs), "--filter", "none", "--no-dedupe"]
     proc = _cli(args, tmp_path, start_new_session=True)
     _wait_for(lambda: len(list(tmp_path.glob("started-*"))) >= jobs, proc, "the evaluations started")
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    tree = descendants(proc.pid)
+    _stop(proc, how)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130, stderr
+    _wait_for_exit(tree)  # no worker outlives the search
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     assert lines[0].startswith("nasplug search: interrupted: trial(s) [") and "will be retried" in lines[0]
@@ -223,6 +233,39 @@ def test_ctrl_c_is_one_line_and_the_trial_is_retried_on_resume(tmp_path, jobs):
     for t in interrupted:
         retry = [r for r in trials if r.user_attrs.get("nasplug:retry_of") == t.number]
         assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == t.params
+
+
+def _wait_for_exit(tree, seconds: float = 120.0) -> None:
+    deadline = time.monotonic() + seconds
+    while alive(tree):
+        assert time.monotonic() < deadline, f"processes left behind: {alive(tree)}"
+        time.sleep(0.1)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_a_search_killed_outright_leaves_no_worker_and_its_trials_are_retried(tmp_path):
+    """SIGKILL cannot be handled: the workers learn of it from Linux (parent-death signal), mark
+    their trials interrupted and exit; the rerun retries them."""
+    (tmp_path / "nasplug_hold.py").write_text(OBJECTIVES)
+    (tmp_path / "hold").touch()
+    out = tmp_path / "out"
+    args = ["--objective", "nasplug_hold:hold", "--sampler", "random", "--n-trials", "4", "--out", str(out),
+            "--quiet", "--jobs", "2", "--filter", "none", "--no-dedupe"]
+    proc = _cli(args, tmp_path, start_new_session=True)
+    _wait_for(lambda: len(list(tmp_path.glob("started-*"))) >= 2, proc, "the evaluations started")
+    tree = descendants(proc.pid)
+    assert len(tree) >= 2
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=300)
+    _wait_for_exit(tree)
+    study = optuna.load_study(storage=open_storage(out / "study.db"), study_name="nasplug-search")
+    assert sum(t.state == TrialState.FAIL for t in study.trials) == 2 and counted_trials(study) == 0
+
+    (tmp_path / "hold").unlink()
+    again = _cli(args, tmp_path)
+    stdout, stderr = again.communicate(timeout=300)
+    assert again.returncode == 0, stderr
+    assert "retrying 2 interrupted trial(s) first" in stdout
 
 
 @pytest.mark.slow  # the same race as test_processes_creating_one_new_sqlite_file_at_once, end to end

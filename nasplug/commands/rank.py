@@ -5,7 +5,7 @@ cells (the file's own cells are scored)."""
 
 from __future__ import annotations
 
-from nasplug.checks import int_arg
+from nasplug.checks import int_arg, seed_arg
 
 #: The first one sorts: ntk_lambda_min, the best single fast scorer on the tuning halves of NB201's
 #: CIFAR-10 (docs/ntk_ranking.md); then the recommended ensemble's other members and the topology.
@@ -43,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--sample", type=int_arg(1), default=None,
                    help="score this many uniformly drawn cells, >= 1, instead of all (needed for spaces "
                    "over 2,000,000 cells; default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of --sample (default %(default)s)")
+    p.add_argument("--seed", type=seed_arg(), default=0, help="seed of --sample (default %(default)s)")
     p.add_argument("--top", type=int_arg(0), default=10, help="how many cells to print, >= 0 "
                    "(default %(default)s)")
     p.add_argument("--out", help="folder for scores.csv (and, with --benchmark, the report; default: "

@@ -3,7 +3,7 @@ with architecture-aware init + learning rate ([C24] §4.3); a resumable report w
 
 from __future__ import annotations
 
-from nasplug.checks import float_arg, int_arg
+from nasplug.checks import int_arg, lr_arg, seed_arg, writable_dir
 from nasplug.commands import launching
 
 
@@ -24,8 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--cells", type=int_arg(2), default=24, help="cells to sample, at least 2 (default 24)")
     p.add_argument("--uniform", action="store_true",
                    help="sample uniformly instead of one cell per benchmark-accuracy bin")
-    p.add_argument("--sample-seed", type=int, default=0, help="seed of the cell sample (default 0)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+    p.add_argument("--sample-seed", type=seed_arg(), default=0, help="seed of the cell sample (default 0)")
+    p.add_argument("--seeds", type=seed_arg(), nargs="+", default=[0, 1],
                    help="training seeds; two or more also give the seed-vs-seed noise floor (default 0 1)")
     tr = p.add_argument_group("training (NAS-Bench-201's recipe unless overridden)")
     tr.add_argument("--dataset", default="digits", help="digits (default), cifar10, cifar100, imagenet16-120")
@@ -36,9 +36,9 @@ def add_parser(sub) -> None:
     tr.add_argument("--epochs", type=int_arg(1), default=None, help="epochs (default 200)")
     tr.add_argument("--batch-size", type=int_arg(1), default=None,
                     help="global batch (default 256; LR scaled linearly)")
-    tr.add_argument("--lr", type=float_arg(0.0, low_open=True), default=0.1,
+    tr.add_argument("--lr", type=lr_arg(), default=0.1,
                     help="the benchmark recipe's LR at batch 256 (default NAS-Bench-201's 0.1)")
-    tr.add_argument("--principled-base-lr", type=float_arg(0.0, low_open=True), default=None,
+    tr.add_argument("--principled-base-lr", type=lr_arg(), default=None,
                     help="base LR of the [C24] rule at batch 256, tuned on the base network (default: "
                     "matched so the sample's geometric-mean principled LR equals --lr)")
     launching.add_arguments(p, "results/rerank")
@@ -48,10 +48,10 @@ def add_parser(sub) -> None:
 def run_command(args) -> int:
     from pathlib import Path
 
-    from nasplug.ddp.launch import stop_on_sigterm
     from nasplug.retrain.rerank import RerankConfig, prepare, run_rerank
     from nasplug.retrain.rerank_report import reading, write_report
 
+    writable_dir(args.out, "output folder (--out)")
     config = RerankConfig(
         benchmark=args.benchmark, bench_dataset=args.bench_dataset, cells=args.cells,
         stratify=not args.uniform, sample_seed=args.sample_seed, seeds=tuple(args.seeds),
@@ -63,8 +63,7 @@ def run_command(args) -> int:
     for spec in experiment.jobs.values():
         spec.per_worker_batch(args.workers)
     launcher = launching.launcher(args)
-    with stop_on_sigterm():
-        analysis = run_rerank(config, experiment, launcher, args.out)
+    analysis = run_rerank(config, experiment, launcher, args.out)
     write_report(analysis, config, args.out)
     out = Path(args.out)
     print()

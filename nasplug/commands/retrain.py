@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from nasplug.checks import float_arg, int_arg
+from nasplug.checks import float_arg, int_arg, lr_arg, seed_arg, writable_dir
 from nasplug.commands import launching
 from nasplug.search.config import INITS
 from nasplug.theory.hparams import MODELS
@@ -49,9 +49,9 @@ def add_parser(sub) -> None:
     tr.add_argument("--batch-size", type=int_arg(1), default=None,
                     help="the global batch, split over the workers (default: the recipe's)")
     lr = tr.add_mutually_exclusive_group()
-    lr.add_argument("--lr", type=float_arg(0.0, low_open=True), default=None,
+    lr.add_argument("--lr", type=lr_arg(), default=None,
                     help="peak learning rate, used as is (default: the [C24] rule of --base-lr)")
-    lr.add_argument("--base-lr", type=float_arg(0.0, low_open=True), default=None,
+    lr.add_argument("--base-lr", type=lr_arg(), default=None,
                     help="base rate > 0 scaled by the cell's [C24] multiplier and by batch / recipe batch "
                     "(default: the search's base LR where it trained, else the recipe's 0.1)")
     tr.add_argument("--init", default=None, choices=INITS,
@@ -66,7 +66,7 @@ def add_parser(sub) -> None:
                     help="linear warm-up, in epochs (default: the recipe's 0)")
     tr.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                     help="random flip + crop (default: on for images other than digits)")
-    tr.add_argument("--seed", type=int, default=0,
+    tr.add_argument("--seed", type=seed_arg(), default=0,
                     help="seed of init, data order and augmentation (default 0)")
     launching.add_arguments(p, "results/retrain")
     p.set_defaults(func=run_command)
@@ -78,7 +78,6 @@ def run_command(args) -> int:
 
     from nasplug.data import load_dataset
     from nasplug.ddp import make_spec
-    from nasplug.ddp.launch import stop_on_sigterm
     from nasplug.errors import NasplugError
     from nasplug.retrain.runner import retrain
     from nasplug.retrain.select import best_of_study, from_archs, open_search, study_settings
@@ -87,6 +86,7 @@ def run_command(args) -> int:
     # ------------------------------------------------ everything that can fail, before any work
     if bool(args.archs) == bool(args.storage):
         raise NasplugError("give architectures or --storage (a search's study), one of the two")
+    writable_dir(args.out, "output folder (--out)")
     study, settings = None, {}
     if args.storage:
         study = open_search(args.storage, args.study_name)
@@ -95,6 +95,9 @@ def run_command(args) -> int:
     else:
         candidates = from_archs(args.archs)
     dataset = args.dataset or settings.get("dataset") or "digits"
+    if args.dataset is None and dataset != "digits" and args.data_root is None:
+        raise NasplugError(f"the search's dataset is {dataset}, read from disk: give its folder "
+                           "(--data-root), or --dataset digits to retrain on the bundled digits")
     trained = settings.get("objective") == "train"  # the search trained: keep its network and rule
     model = args.model or (settings.get("model") if trained else None)
     same_net = trained and model == settings.get("model")
@@ -122,8 +125,7 @@ def run_command(args) -> int:
     print(f"retraining {len(candidates)} architecture(s) from {source} on {dataset} "
           f"({specs[0].model}, recipe {specs[0].recipe}, {specs[0].epochs} epochs, global batch "
           f"{specs[0].batch_size}) with {args.workers} worker(s) each, launcher {args.launcher}")
-    with stop_on_sigterm():
-        records = retrain(candidates, specs, launcher, args.out, study=study)
+    records = retrain(candidates, specs, launcher, args.out, study=study)
     print()
     for r in records:
         acc = f"{r['test_acc']:.2f}%" if r["test_acc"] is not None else "–"

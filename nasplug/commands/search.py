@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sys
 
-from nasplug.checks import device_arg, float_arg, int_arg
+from nasplug.checks import device_arg, float_arg, int_arg, lr_arg, seed_arg
 from nasplug.search.config import INITS, PRUNERS, SAMPLERS
 from nasplug.theory.hparams import DEFAULT_BASE_LR, DEFAULT_WIDTH, MODELS
 
@@ -79,7 +79,7 @@ def add_parser(sub) -> None:
                      help="weight init (default %(default)s: Var W = 2 / (in-degree x fan_in) [C24])")
     obj.add_argument("--epochs", type=int_arg(1), default=10,
                      help="training epochs per cell, >= 1 (default %(default)s)")
-    obj.add_argument("--base-lr", type=float_arg(0.0, low_open=True), default=None,
+    obj.add_argument("--base-lr", type=lr_arg(), default=None,
                      help="base LR, > 0, scaled per cell by the [C24] max-LR multiplier (default per "
                      "model: " + ", ".join(f"{m} {v:g}" for m, v in DEFAULT_BASE_LR.items()) + ")")
     obj.add_argument("--device", type=device_arg(), default="auto",
@@ -102,11 +102,11 @@ def add_parser(sub) -> None:
                     help="study name in the storage (default nasplug-search); a new name starts a new "
                     "study next to the old one")
     st.add_argument("--jobs", type=int_arg(1), default=1,
-                    help="worker processes sharing the storage, >= 1 (default %(default)s)")
+                    help="worker processes sharing the storage, 1 to 4 per CPU core (default %(default)s)")
     st.add_argument("--heartbeat", type=int_arg(1), default=None,
                     help="Optuna heartbeat interval in seconds, >= 1 (RDB storages; for workers on "
                     "other machines; default: off)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed_arg(), default=0,
                    help="seed of the sampler and of each training (default %(default)s)")
     p.add_argument("--max-tries", type=int_arg(1), default=20,
                    help="proposals per trial before the filter's fallback, >= 1 (default %(default)s)")

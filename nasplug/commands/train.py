@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from nasplug.checks import device_arg, float_arg, int_arg
+from nasplug.checks import device_arg, float_arg, int_arg, lr_arg, seed_arg
 from nasplug.theory.hparams import DEFAULT_BASE_LR, DEFAULT_WIDTH, MODELS
 
 
@@ -31,9 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int_arg(1), default=10,
                    help="training epochs, >= 1 (default %(default)s)")
     lr = p.add_mutually_exclusive_group()
-    lr.add_argument("--lr", type=float_arg(0.0, low_open=True), default=None,
+    lr.add_argument("--lr", type=lr_arg(), default=None,
                     help="peak learning rate, > 0, used as is (default: --base-lr x multiplier)")
-    lr.add_argument("--base-lr", type=float_arg(0.0, low_open=True), default=None,
+    lr.add_argument("--base-lr", type=lr_arg(), default=None,
                     help="base LR, > 0, multiplied by lr_multiplier(ARCH) [C24] (default per model: "
                     + ", ".join(f"{m} {v:g}" for m, v in DEFAULT_BASE_LR.items()) + ")")
     p.add_argument("--lr-offset", type=float_arg(0.0), default=None,
@@ -56,7 +56,7 @@ def add_parser(sub) -> None:
                    help="linear LR warm-up in epochs, >= 0, then cosine decay (default %(default)s)")
     p.add_argument("--device", type=device_arg(), default="auto",
                    help="auto (CUDA when available), cpu, cuda, cuda:N or mps (default %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the init, shuffling and augmentation "
+    p.add_argument("--seed", type=seed_arg(), default=0, help="seed of the init, shuffling and augmentation "
                    "(default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

@@ -14,14 +14,14 @@ On GPUs each concurrent job gets its own devices (``CUDA_VISIBLE_DEVICES``), and
 
 **No orphans.** Interrupting the launcher (Ctrl-C, or SIGTERM turned into an exception by the CLI)
 terminates the pool and sends SIGTERM to every torchrun agent, which stops its workers. If the
-launcher itself is killed outright, Linux's parent-death signal (:func:`die_with_parent`, set in
-every pool worker, torchrun agent and torch worker) takes every descendant down with it
+launcher itself is killed outright, Linux's parent-death signal
+(:func:`~nasplug.processes.die_with_parent`, set in every pool worker, torchrun agent and torch
+worker) takes every descendant down with it
 (``python -m nasplug.ddp.torchrun`` is torchrun with that signal set).
 """
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing as mp
 import os
 import signal
@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -38,41 +38,10 @@ from pathlib import Path
 
 from nasplug.ddp.jobs import LOG, Echo, read_result, read_spec, record_error, run_folder
 from nasplug.errors import NasplugError
+from nasplug.processes import available_cores, die_with_parent
 
 #: Seconds a torchrun agent gets to stop its workers after SIGTERM before it is killed.
 STOP_GRACE = 60.0
-
-
-def die_with_parent() -> None:
-    """Have Linux send this process SIGTERM when its parent exits (``prctl(PR_SET_PDEATHSIG)``);
-    exit at once if the parent is already gone. A no-op on other systems."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    parent = os.getppid()
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent or parent == 1:
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def stop_on_sigterm() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` like Ctrl-C does, so the
-    launchers' clean-up (terminate the pool, stop the torchrun agents) runs for both."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def available_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def summary(folder: Path) -> str:
@@ -224,6 +193,7 @@ class _TorchrunJob:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                      env=env, bufsize=1)
         self.tail: deque[str] = deque(maxlen=3)
+        self.stopping = False  # once stopped, the agent's shutdown traceback goes to the log only
         self.pump = threading.Thread(target=self._copy, daemon=True)
         self.pump.start()
 
@@ -232,7 +202,7 @@ class _TorchrunJob:
             for line in self.proc.stdout:
                 log.write(line)
                 log.flush()
-                if line.strip():
+                if line.strip() and not self.stopping:
                     self.tail.append(line.strip())
                     self.echo(f"[{self.folder.name}] {line.rstrip()}")
 
@@ -252,6 +222,7 @@ class _TorchrunJob:
 
     def stop(self) -> None:
         if self.proc.poll() is None:
+            self.stopping = True
             self.proc.terminate()  # the agent forwards SIGTERM to its workers and waits for them
             try:
                 self.proc.wait(STOP_GRACE)

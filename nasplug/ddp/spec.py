@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from nasplug.checks import MAX_LR, MAX_SEED
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.models import INIT_MODES, is_nb201_cell
@@ -104,10 +105,12 @@ class TrainSpec:
             (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
             (self.batch_size >= 1, f"the batch size must be at least 1, got {self.batch_size}"),
             (self.width is None or self.width >= 1, f"the width must be at least 1, got {self.width}"),
-            (math.isfinite(self.lr) and self.lr > 0, f"the learning rate must be positive, got {self.lr}"),
+            (0 < self.lr <= MAX_LR, f"the learning rate must be in (0, {MAX_LR:.4g}], got {self.lr}"),
+            (0 <= self.seed <= MAX_SEED, f"the seed must be in [0, {MAX_SEED}], got {self.seed}"),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be non-negative, got {self.weight_decay}"),
-            (self.warmup_epochs >= 0, f"warm-up epochs must be non-negative, got {self.warmup_epochs}"),
+            (0 <= self.warmup_epochs <= self.epochs,
+             f"warm-up epochs must be in [0, epochs = {self.epochs}], got {self.warmup_epochs}"),
             (self.max_steps is None or self.max_steps >= 1, f"max_steps must be ≥ 1, got {self.max_steps}"),
             (self.evaluate_every >= 1, f"evaluate_every must be ≥ 1, got {self.evaluate_every}"),
         ]

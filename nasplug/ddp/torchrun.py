@@ -1,10 +1,10 @@
 """``python -m nasplug.ddp.torchrun ARGS``: PyTorch's ``torchrun`` (``torch.distributed.run``) with
 the same arguments, in a process that Linux stops when its parent dies
-(:func:`nasplug.ddp.launch.die_with_parent`), so a killed launcher leaves no agent behind."""
+(:func:`nasplug.processes.die_with_parent`), so a killed launcher leaves no agent behind."""
 
 from __future__ import annotations
 
-from nasplug.ddp.launch import die_with_parent
+from nasplug.processes import die_with_parent
 
 if __name__ == "__main__":
     die_with_parent()

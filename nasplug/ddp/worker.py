@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from nasplug.ddp.jobs import run_folder
-from nasplug.ddp.launch import die_with_parent
+from nasplug.processes import die_with_parent
 
 
 def main(argv: list[str] | None = None) -> int:

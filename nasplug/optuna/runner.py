@@ -41,7 +41,8 @@ from nasplug.optuna.storage import (
     storage_location,
     storage_url,
 )
-from nasplug.search import SearchConfig, resolve_filter
+from nasplug.processes import die_with_parent
+from nasplug.search import SearchConfig, resolve_filter, resolve_scorer
 from nasplug.search.attrs import ATTR_EVALUATED, ATTR_RETRY_OF
 from nasplug.search.evaluation import Evaluator
 from nasplug.search.final import compare, final_seeds, retrain_best
@@ -199,28 +200,33 @@ def work(config: SearchConfig, worker: int = 0, evaluator: Any = None, filter: A
 
 
 def check_inputs(config: SearchConfig) -> tuple[DigitSpace, Any, Evaluator]:
-    """The config's space, filter and evaluator: the filter fitted and the data, benchmark table or
-    ``module:function`` loaded once, so that a bad name, file or function is a one-line error
-    before any work (both backends call this first)."""
+    """The config's space, filter and evaluator: the filter fitted, the scorer resolved and the
+    data, benchmark table or ``module:function`` loaded once, so that a bad name, file or function
+    is a one-line error before any work (both backends call this first)."""
     space = get_space(config.space)
     filt = resolve_filter(config.filter, space)
+    resolve_scorer(config.scorer)
     evaluator = config.evaluator()
     optuna.logging.set_verbosity(logging.ERROR)
     return space, filt, evaluator
 
 
 def _interrupt_once() -> None:
-    """Raise ``KeyboardInterrupt`` on the first SIGINT and ignore later ones, so that a second
-    Ctrl-C (or the parent forwarding the first) cannot cut short the marking of the trial."""
+    """Raise ``KeyboardInterrupt`` on the first SIGINT or SIGTERM and ignore later ones, so that a
+    second Ctrl-C (or the parent forwarding the first) cannot cut short the marking of the trial.
+    SIGTERM is what a worker gets when its parent dies (:func:`~nasplug.processes.die_with_parent`)."""
 
     def handler(signum, frame):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _spawned(config: dict[str, Any], worker: int) -> None:
+    die_with_parent()  # a parent killed outright (SIGKILL) takes its workers down: no orphans
     _interrupt_once()
     try:
         work(SearchConfig.from_dict(config), worker)
@@ -240,7 +246,7 @@ def _run_workers(config: SearchConfig, evaluator: Any, filter: Any, echo: Callab
         for proc in procs:
             proc.join()
     except KeyboardInterrupt:
-        for proc in procs:  # Ctrl-C in a terminal reached them too; a kill -INT of the parent did not
+        for proc in procs:  # Ctrl-C in a terminal reached them too; a kill of the parent did not
             if proc.is_alive() and proc.pid is not None:
                 os.kill(proc.pid, signal.SIGINT)
         for proc in procs:

@@ -97,8 +97,9 @@ def open_storage(spec: str | os.PathLike, heartbeat: int | None = None) -> optun
         # "table studies already exists" or a duplicate alembic version): one process at a time.
         with host_lock(url, "create"):
             storage = TaggedRDBStorage(url, **kwargs)
-    except Exception as err:  # bad URL, missing driver: a user error, one line
-        raise NasplugError(f"cannot open storage {text!r}: {err}") from None
+    except Exception as err:  # bad URL, missing driver, not a database: a user error, one line
+        reason = getattr(err, "orig", None) or err  # SQLAlchemy's wrapped DB-API error, without its SQL
+        raise NasplugError(f"cannot open storage {text!r}: {str(reason).splitlines()[0]}") from None
     storage.location = url
     return storage
 

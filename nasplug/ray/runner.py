@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from nasplug.checks import writable_dir
 from nasplug.errors import NasplugError
 from nasplug.optuna.pareto import write_pareto_report
 from nasplug.optuna.report import SearchSummary, report_settings, write_report
@@ -219,10 +220,10 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
     trials, and write the report to ``out``. Returns the summary and whether the run finished
     (``False``: interrupted, rerun to resume)."""
     check_settings(config, options)
+    out = writable_dir(out, "output folder (--out)").resolve()
     config = absolute_paths(config)
     space, filt, _ = check_inputs(config)
     study = prepare_study(config)
-    out = Path(out).resolve()
     storage_path = options.storage_path or str(out / "ray")
     if "://" not in storage_path:
         storage_path = str(Path(storage_path).expanduser().resolve())

@@ -22,9 +22,9 @@ from typing import Any
 import optuna
 
 from nasplug.ddp import Launcher, LocalLauncher, TrainSpec, run_jobs
-from nasplug.ddp.launch import available_cores
 from nasplug.errors import NasplugError, require
 from nasplug.plotting import pyplot
+from nasplug.processes import available_cores
 from nasplug.retrain.select import Candidate
 from nasplug.search.attrs import ATTR_RETRAINED
 from nasplug.train import TrainResult

@@ -22,6 +22,7 @@ from typing import Any
 
 from nasplug import checks
 from nasplug.errors import NasplugError
+from nasplug.processes import available_cores
 from nasplug.search.costs import Network
 from nasplug.search.dedupe import key_rule
 from nasplug.search.evaluation import Evaluator, load_callable, table_evaluator, train_evaluator
@@ -33,6 +34,8 @@ OBJECTIVES = ("train", "table", "custom")
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")
 PRUNERS = ("none", "median")
+#: Worker processes per CPU core that ``jobs`` may start on one machine.
+MAX_JOBS_PER_CORE = 4
 INITS = ("arch_aware", "arch_aware_source", "he", "torch")
 #: The default pre-training filter of a single-objective search ([C22]'s box). A multi-objective
 #: search defaults to none: the box drops the cheapest cells of the accuracy-cost front
@@ -110,6 +113,13 @@ class SearchConfig:
         for name, low in (("n_trials", 1), ("jobs", 1), ("max_tries", 1), ("epochs", 1),
                           ("final_top", 0), ("final_seeds", 1)):
             setattr(self, name, checks.integer(name, getattr(self, name), low))
+        if self.jobs > MAX_JOBS_PER_CORE * available_cores():  # each job is a process on this machine
+            raise NasplugError(
+                f"jobs must be at most {MAX_JOBS_PER_CORE * available_cores()} ({MAX_JOBS_PER_CORE} per CPU "
+                f"core this process may use), got {self.jobs}: each job is a worker process here, and more "
+                "only slow each other down (to add workers on other machines, run the same command "
+                "there on a shared --storage)")
+        self.seed = checks.integer("seed", self.seed, 0, checks.MAX_SEED)
         if self.timeout is not None:
             self.timeout = checks.number("timeout", self.timeout, 0.0, low_open=True)
         if self.heartbeat is not None:
@@ -131,6 +141,8 @@ class SearchConfig:
         if self.objective == "table":
             self.dataset = self.dataset or "cifar10"
             self.benchmark = str(Path(self.benchmark).expanduser().resolve())
+            if not Path(self.benchmark).is_file():  # every trial would fail on it: say so now
+                raise NasplugError(f"{self.benchmark}: no such file (the benchmark table)")
         elif self.objective == "train":
             self.dataset = (self.dataset or "digits").lower()
             default_model = "cnn" if self.dataset == "digits" else "nb201"
@@ -138,7 +150,7 @@ class SearchConfig:
             self.width = DEFAULT_WIDTH[self.model] if self.width is None else \
                 checks.integer("width", self.width, 1)
             self.base_lr = DEFAULT_BASE_LR[self.model] if self.base_lr is None else \
-                checks.number("base_lr", self.base_lr, 0.0, low_open=True)
+                checks.number("base_lr", self.base_lr, 0.0, checks.MAX_LR, low_open=True)
         else:
             self.dataset = None
         if self.objective != "train":  # settings of the training objective only

@@ -218,6 +218,7 @@ def test_wrong_objectives_are_one_line_before_any_side_effect(tmp_path, capsys, 
 
 
 def test_objectives_are_part_of_the_config_identity(tmp_path):
+    (tmp_path / "t.csv").touch()  # a table search needs its file to exist
     config = SearchConfig(benchmark=str(tmp_path / "t.csv"), objective="table",
                           objectives="params, accuracy:max")
     assert config.objectives == "params:minimize,accuracy:maximize"  # normalized, order kept

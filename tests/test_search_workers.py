@@ -229,7 +229,9 @@ def test_ctrl_c_is_one_line_and_the_trial_is_retried_on_resume(tmp_path, jobs, h
     assert again.returncode == 0, stderr
     assert f"retrying {jobs} interrupted trial(s) first" in stdout
     trials = optuna.load_study(storage=open_storage(out / "study.db"), study_name="nasplug-search").trials
-    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4  # interrupted ones did not count
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    # interrupted ones did not count; N workers may overshoot by N - 1 (docs/optuna.md, StopAtTrials)
+    assert 4 <= complete <= 4 + jobs - 1
     for t in interrupted:
         retry = [r for r in trials if r.user_attrs.get("nasplug:retry_of") == t.number]
         assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE and retry[0].params == t.params

@@ -18,16 +18,15 @@ Importing this package imports Ray (the optional extra ``nasplug[ray]``). See do
 """
 
 from nasplug.ray.runner import RayOptions, connect, run_ray_search
-from nasplug.ray.searcher import (
+from nasplug.ray.searcher import ArchSearcher, optuna_searcher
+from nasplug.ray.space import (
     METRIC,
     TIME_ATTR,
-    ArchSearcher,
     ArchSpace,
     arch_from_config,
     hyperparameters,
     objective_metrics,
     objective_modes,
-    optuna_searcher,
 )
 from nasplug.ray.trainable import TrialStore, evaluate_trial, trial_device
 

@@ -49,7 +49,8 @@ from nasplug.optuna.runner import (
     worker_seed,
 )
 from nasplug.optuna.storage import counted_trials, storage_url
-from nasplug.ray.searcher import METRIC, TIME_ATTR, optuna_searcher
+from nasplug.ray.searcher import optuna_searcher
+from nasplug.ray.space import METRIC, TIME_ATTR
 from nasplug.ray.trainable import evaluate_trial
 from nasplug.search import SearchConfig
 from nasplug.search.attrs import ATTR_EVALUATED, ATTR_FAIL_REASON, DEAD_WORKER

@@ -40,7 +40,7 @@ import ray
 from ray import tune
 
 from nasplug.errors import NasplugError
-from nasplug.ray.searcher import METRIC, TIME_ATTR, arch_from_config, objective_metrics
+from nasplug.ray.space import METRIC, TIME_ATTR, arch_from_config, objective_metrics
 from nasplug.search import EvaluationFailed, Evaluator, SearchConfig, check_value
 from nasplug.search.attrs import ATTR_EVALUATED, ATTR_FAIL_REASON
 from nasplug.search.objectives import ObjectiveSet

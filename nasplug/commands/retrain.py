@@ -40,8 +40,8 @@ def add_parser(sub) -> None:
     tr.add_argument("--data-root", default=None, help="folder of the dataset files (default: none; not "
                     "needed for digits)")
     tr.add_argument("--model", default=None, choices=MODELS,
-                    help="network around the cell (default: the search's; nb201 for NB201 cells on images, "
-                    "else cnn)")
+                    help="network around the cell (default: the search's where it trained; else nb201 for "
+                    "NB201 cells, mlp on digits, cnn on images)")
     tr.add_argument("--recipe", default=None, choices=RECIPE_NAMES,
                     help="nb201: NAS-Bench-201's 200 epochs, batch 256, LR 0.1; default: 10 epochs, batch "
                     "64 (default: nb201 for the NB201 network, else default)")

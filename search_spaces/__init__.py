@@ -7,14 +7,14 @@ Import as ``nasplug.search_spaces`` (this folder is installed as that subpackage
 from __future__ import annotations
 
 from nasplug.errors import ArchError
-from nasplug.search_spaces.base import ENUMERATION_LIMIT, SAMPLE_SIZE, DigitSpace, ProductSpace
+from nasplug.search_spaces.base import ENUMERATION_LIMIT, SAMPLE_DIGITS, SAMPLE_SIZE, DigitSpace, ProductSpace
 from nasplug.search_spaces.dag import DAGSpace
 from nasplug.search_spaces.darts import DartsSpace
 from nasplug.search_spaces.nb101 import NB101Space
 from nasplug.search_spaces.nb201 import NB201Space
 
 __all__ = ["DigitSpace", "ProductSpace", "NB201Space", "DAGSpace", "NB101Space", "DartsSpace",
-           "ENUMERATION_LIMIT", "SAMPLE_SIZE", "get", "available", "resolve_space"]
+           "ENUMERATION_LIMIT", "SAMPLE_SIZE", "SAMPLE_DIGITS", "get", "available", "resolve_space"]
 
 _DESCRIPTIONS = {
     "nb201": "NAS-Bench-201 cells: 4 nodes, ops none/skip/conv1x1/conv3x3/avgpool (15,625)",

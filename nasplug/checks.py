@@ -1,4 +1,5 @@
-"""Argument checks shared by the library and the CLI: one rule and one message per kind of bad input.
+"""Argument checks shared by the library and the CLI: one rule and one message per kind of bad input
+(and :func:`format_count`, how messages write counts of any size).
 
 Library functions call these on their arguments (``epochs``, ``width``, ...); the CLI uses the same
 checks as ``argparse`` types (:func:`cli_type`), so ``nasplug train --epochs 0`` and
@@ -27,6 +28,19 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 MAX_SEED = 2**32 - 1
 #: The largest learning rate torch's float32 optimizers can hold (a larger one overflows).
 MAX_LR = 3.4028234663852886e38
+
+
+def format_count(n: int) -> str:
+    """An exact count of any size for a message: ``59,049`` below 10^15, else ``1.23e+2361`` from
+    its base-10 logarithm (never a float conversion, which overflows beyond ~1.8e308)."""
+    n = int(n)
+    if abs(n) < 10**15:
+        return f"{n:,}"
+    exponent = math.floor(math.log10(abs(n)))
+    mantissa = 10 ** (math.log10(abs(n)) - exponent)
+    if round(mantissa, 2) >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{'-' if n < 0 else ''}{mantissa:.2f}e+{exponent}"
 
 
 def integer(name: str, value: Any, low: int | None = None, high: int | None = None) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasplug.checks import integer
+from nasplug.checks import format_count, integer
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchBatch, batch_of_encodings
 from nasplug.scorers import is_slow, oriented
@@ -114,7 +114,7 @@ def score_space(space, scorer_names: Sequence[str], filter_names: Sequence[str] 
             else:
                 indices = np.array([space.index_of(row) for row in digits.tolist()], dtype=object)
     elif not space.enumerable:
-        raise NasplugError(f"{space} has {space.size:.3g} cells; score a sample with --sample N")
+        raise NasplugError(f"{space} has {format_count(space.size)} cells; score a sample with --sample N")
     else:
         indices = np.arange(space.size)
     integer("chunk", chunk, 1)

@@ -7,18 +7,19 @@ Import as ``nasplug.search_spaces`` (this folder is installed as that subpackage
 from __future__ import annotations
 
 from nasplug.errors import ArchError
-from nasplug.search_spaces.base import ENUMERATION_LIMIT, SAMPLE_SIZE, DigitSpace, ProductSpace
-from nasplug.search_spaces.dag import DAGSpace
+from nasplug.search_spaces.base import ENUMERATION_LIMIT, SAMPLE_DIGITS, SAMPLE_SIZE, DigitSpace, ProductSpace
+from nasplug.search_spaces.dag import MAX_DAG_NODES, DAGSpace
 from nasplug.search_spaces.darts import DartsSpace
 from nasplug.search_spaces.nb101 import NB101Space
 from nasplug.search_spaces.nb201 import NB201Space
 
 __all__ = ["DigitSpace", "ProductSpace", "NB201Space", "DAGSpace", "NB101Space", "DartsSpace",
-           "ENUMERATION_LIMIT", "SAMPLE_SIZE", "get", "available", "resolve_space"]
+           "ENUMERATION_LIMIT", "SAMPLE_SIZE", "SAMPLE_DIGITS",
+           "MAX_DAG_NODES", "get", "available", "resolve_space"]
 
 _DESCRIPTIONS = {
     "nb201": "NAS-Bench-201 cells: 4 nodes, ops none/skip/conv1x1/conv3x3/avgpool (15,625)",
-    "dag": "complete N-node DAGs, ops zero/skip/linear (default N=5: 59,049); write dag:N",
+    "dag": "complete N-node DAGs, ops zero/skip/linear (default N=5: 59,049); write dag:N, N <= 64",
     "nb101": "NAS-Bench-101 cells: <= 7 vertices, <= 9 edges, conv3x3/conv1x1/maxpool (sampled)",
     "nb301": "DARTS / NAS-Bench-301 genotypes: normal + reduction cell, 7 ops (~1e18; sampled); alias darts",
 }
@@ -42,9 +43,9 @@ def get(name: str) -> DigitSpace:
     if key == "dag":
         if not arg:
             return DAGSpace()
-        if arg.isdigit() and int(arg) >= 2:
+        if arg.isdigit():
             return DAGSpace(int(arg))
-        raise ArchError(f"bad space {name!r}: write dag:N with N >= 2 nodes")
+        raise ArchError(f"bad space {name!r}: write dag:N with 2 <= N <= {MAX_DAG_NODES} nodes")
     raise ArchError(f"unknown space {name!r}; available: {', '.join(_DESCRIPTIONS)} (or dag:N)")
 
 

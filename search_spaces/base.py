@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from nasplug.checks import format_count
 from nasplug.errors import ArchError
 from nasplug.graph import ArchBatch, ArchGraph, all_pairs
 from nasplug.ops import Op
@@ -27,8 +28,11 @@ from nasplug.ops import Op
 #: Spaces with at most this many cells are enumerated whole when a filter is fitted, a keep-mask
 #: built or a space scored; larger ones are represented by a seeded uniform sample.
 ENUMERATION_LIMIT = 2_000_000
-#: Size of that sample (cells drawn digit by digit, so any space size works, 3^435 included).
+#: Size of that sample (cells drawn digit by digit, so any space size works, 3^435 included) ...
 SAMPLE_SIZE = 200_000
+#: ... in spaces of at most 40 digits; wider ones draw fewer cells, ``SAMPLE_DIGITS // digits``, so
+#: that a sample's arrays and its path statistics stay bounded (``dag:100``, 4,950 edges: 1,616 cells).
+SAMPLE_DIGITS = 8_000_000
 
 
 def edge_param(source: int, target: int) -> str:
@@ -75,6 +79,12 @@ class DigitSpace:
 
     def __len__(self) -> int:
         return self.size
+
+    @property
+    def sample_size(self) -> int:
+        """How many cells represent the space when it is not :attr:`enumerable`: :data:`SAMPLE_SIZE`,
+        or :data:`SAMPLE_DIGITS` digits' worth of cells in a space with more than 40 digits."""
+        return max(1, min(SAMPLE_SIZE, SAMPLE_DIGITS // len(self.radices)))
 
     @property
     def enumerable(self) -> bool:
@@ -124,8 +134,8 @@ class DigitSpace:
 
     def _check_int64(self) -> None:
         if self.size >= 2**63:
-            raise ArchError(f"{self} has {self.size:.3g} cells, too many for int64 indices: work with "
-                            "digit matrices (sample_digits, batch_digits)")
+            raise ArchError(f"{self} has {format_count(self.size)} cells, too many for int64 indices: "
+                            "work with digit matrices (sample_digits, batch_digits)")
 
     def indices_of(self, digits: np.ndarray) -> np.ndarray:
         """``(B,)`` int64 indices of a ``(B, D)`` digit matrix (spaces below 2^63 cells)."""
@@ -166,7 +176,7 @@ class DigitSpace:
         scorers, built straight from the indices without creating ArchGraph objects."""
         if indices is None:
             if not self.enumerable:
-                raise ArchError(f"the space has {self.size:.3g} cells; pass the cells to score")
+                raise ArchError(f"the space has {format_count(self.size)} cells; pass the cells to score")
             indices = np.arange(self.size)
         return self.batch_digits(self.digit_matrix(indices))
 
@@ -183,10 +193,10 @@ class DigitSpace:
 
     def fit_batch(self, rng: np.random.Generator | int | None = 0) -> ArchBatch:
         """What filters are fitted on: the whole space when :attr:`enumerable`, else a seeded
-        uniform sample of :data:`SAMPLE_SIZE` cells (which can only shrink a fitted range)."""
+        uniform sample of :attr:`sample_size` cells (which can only shrink a fitted range)."""
         if self.enumerable:
             return self.batch()
-        return self.batch_digits(self.sample_digits(SAMPLE_SIZE, rng))
+        return self.batch_digits(self.sample_digits(self.sample_size, rng))
 
     def sample(self, rng: np.random.Generator | int | None = None) -> ArchGraph:
         """A uniformly random cell (each digit drawn independently, invalid draws repeated)."""

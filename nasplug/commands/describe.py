@@ -34,6 +34,16 @@ def encodings(arch) -> dict:
             "dag_code": code, "notation": arch.to_nb201()}
 
 
+def canonical(arch) -> dict:
+    """The canonical form (``None`` when it is longer than
+    :data:`~nasplug.graph.canonical.CANONICAL_FORM_LIMIT` characters) and its exact length."""
+    from nasplug.graph.canonical import CANONICAL_FORM_LIMIT
+
+    length = arch.canonical_form_length()
+    return {"canonical_form": arch.canonical_form() if length <= CANONICAL_FORM_LIMIT else None,
+            "canonical_form_length": length}
+
+
 def describe(arch) -> dict:
     """Everything ``describe`` reports, as a JSON-ready dict."""
     from nasplug import scorers
@@ -47,7 +57,7 @@ def describe(arch) -> dict:
         "nodes": arch.n_nodes,
         "edges": {f"{s}->{t}": op.name for (s, t), op in arch.edges.items()},
         "live_edges": len(arch.live_edges()),
-        "canonical_form": arch.canonical_form(),
+        **canonical(arch),
         "canonical_key": arch.canonical_key(),
         **stats.as_dict(),
         "scores": {},
@@ -72,6 +82,8 @@ def _why_not_nb201(info: dict) -> str:
 
 
 def run(args) -> int:
+    from nasplug.checks import format_count
+
     info = describe(args.arch)
     if args.json:
         print(json.dumps(info, indent=2))
@@ -79,7 +91,9 @@ def run(args) -> int:
     width = 20
     missing = {"nb201": f"n/a (not a NAS-Bench-201 cell: {_why_not_nb201(info)})",
                "naslib": "n/a (NAS-Bench-201 cells only)",
-               "dag_code": "n/a (ops other than zero/skip/linear; see `notation`)"}
+               "dag_code": "n/a (ops other than zero/skip/linear; see `notation`)",
+               "canonical_form": f"n/a (too long: {format_count(info['canonical_form_length'])} characters; "
+                                 "compare cells by canonical_key)"}
     for key in ("arch", "nb201", "naslib", "dag_code", "notation", "nodes", "live_edges", "canonical_form",
                 "canonical_key", "num_paths", "effective_depth", "effective_width", "max_depth",
                 "sum_depth_cubed", "depth_histogram"):

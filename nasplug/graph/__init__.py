@@ -1,6 +1,7 @@
 """Layer 1: architectures as DAGs — :class:`ArchGraph`, its codecs, batches and path statistics.
 
 * :mod:`nasplug.graph.arch` — :class:`ArchGraph` (immutable DAG, canonical form and key);
+* :mod:`nasplug.graph.canonical` — the canonical expression, its length and key, by one polynomial fold;
 * :mod:`nasplug.graph.codecs` — NB201 strings, [C22] DAG codes, NASLib tuples;
 * :mod:`nasplug.graph.nb101` — NAS-Bench-101 cells (ModelSpec, pruning, NASLib tuple, batched layout);
 * :mod:`nasplug.graph.darts` — DARTS / NAS-Bench-301 genotypes (text forms, pair and cell DAGs, batched);

@@ -14,7 +14,6 @@ Everything in this package is pure Python + numpy + networkx, so ``import nasplu
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -22,8 +21,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from nasplug.checks import format_count
 from nasplug.errors import ArchError
-from nasplug.graph import codecs, darts, nb101
+from nasplug.graph import canonical, codecs, darts, nb101
 from nasplug.graph.batch import ArchBatch
 from nasplug.graph.paths import PathStats, depth_histograms, live_edge_mask
 from nasplug.ops import CONCAT, DAG_CODE_OPS, NB101_CONV1X1, NB101_CONV3X3, ZERO, Op, get_op
@@ -302,70 +302,32 @@ class ArchGraph:
         live = {p for p, keep in zip(batch.pairs, live_edge_mask(batch)[0]) if keep}
         return {e: op for e, op in self._edges if e in live}
 
-    def _canonical_terms(self, leaf: str, combine) -> Any:
-        """Bottom-up canonical expression of the output node.
-
-        A node is a multiset of terms (sums are commutative and associative); a skip edge adds its
-        source's terms unchanged (skips are transparent); any other op adds one term
-        ``combine(op, source)``. The concat blocks of a node form one term ``concat(...)`` of their
-        sources, sorted (stacking blocks in another order is the same function up to a permutation
-        of the next layer's weights; a dead block is written ``0``); a single block is the identity.
-        Dead edges never reach the output's expression.
-        """
-        terms: list[list[str]] = [[leaf]] + [[] for _ in range(self._n_nodes - 1)]
-        value: list[str | None] = [None] * self._n_nodes
-        blocks: dict[int, list[int]] = {}
-
-        def finish(node: int) -> None:  # all in-edges of `node` precede its out-edges (sorted by source)
-            sources = blocks.pop(node, None)
-            if sources is None or all(not terms[a] for a in sources):
-                return
-            if len(sources) == 1:
-                terms[node].extend(terms[sources[0]])
-                return
-            inner = sorted(value_of(a) if terms[a] else "0" for a in sources)
-            terms[node].append(combine("concat", ",".join(inner)))
-
-        def value_of(node: int) -> str:
-            if value[node] is None:
-                value[node] = combine(None, sorted(terms[node]))
-            return value[node]
-
-        for (s, t), op in self._edges:
-            finish(s)
-            if op.role == "concat":
-                blocks.setdefault(t, []).append(s)
-                continue
-            if not terms[s]:
-                continue  # a node with no path from the input is zero
-            if op.is_skip:
-                terms[t].extend(terms[s])
-            else:
-                terms[t].append(combine(op.name, value_of(s)))
-        finish(self.output)
-        return sorted(terms[self.output])
-
     def canonical_form(self) -> str:
         """A readable canonical expression of the output, e.g. ``nor_conv_3x3(x)+x``; ``0`` when
-        no path reaches the output. Its length can grow exponentially with the DAG's size."""
+        no path reaches the output (rules in :mod:`nasplug.graph.canonical`). Its length can grow
+        exponentially with the DAG's size (a complete DAG of skips is ``x+…+x``, ``2^(N−2)`` terms):
+        beyond :data:`~nasplug.graph.canonical.CANONICAL_FORM_LIMIT` characters it raises an
+        :class:`ArchError` giving the length (:meth:`canonical_form_length`), without writing it."""
+        length = self.canonical_form_length()
+        if length > canonical.CANONICAL_FORM_LIMIT:
+            raise ArchError(
+                f"the canonical form of this {self._n_nodes}-node cell would be {format_count(length)} "
+                f"characters long (limit {canonical.CANONICAL_FORM_LIMIT:,}); compare cells by "
+                "canonical_key()"
+            )
+        return canonical.fold(self._n_nodes, self._edges, canonical.TEXT)
 
-        def combine(op, inner):
-            return "+".join(inner) if op is None else f"{op}({inner})"
-
-        return "+".join(self._canonical_terms("x", combine)) or "0"
+    def canonical_form_length(self) -> int:
+        """The exact number of characters of :meth:`canonical_form`, counted by dynamic programming
+        without writing it (an exact Python int; polynomial in the number of edges)."""
+        return canonical.fold(self._n_nodes, self._edges, canonical.LENGTH)
 
     def canonical_key(self) -> str:
-        """A compact key, equal exactly for architectures that compute the same function (up to
-        the weights): the digest of :meth:`canonical_form`'s structure, built bottom-up so its
-        cost stays linear in the number of edges."""
-
-        def digest(text: str) -> str:
-            return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-        def combine(op, inner):
-            return digest("+".join(inner)) if op is None else digest(f"{op}({inner})")
-
-        return digest("+".join(self._canonical_terms(digest("x"), combine)))
+        """A compact key (32 hex digits), equal exactly for architectures that compute the same
+        function (up to the weights): a BLAKE2b digest of :meth:`canonical_form`'s structure, a sum
+        hashed as its distinct terms with their multiplicities, so its cost is polynomial in the
+        number of edges for any DAG (:func:`nasplug.graph.canonical.fold`)."""
+        return canonical.fold(self._n_nodes, self._edges, canonical.DIGEST)
 
     def path_stats(self) -> PathStats:
         """Path statistics of [C22 §4] by dynamic programming, with exact integer counts."""

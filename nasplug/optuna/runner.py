@@ -26,7 +26,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from nasplug.checks import writable_dir
+from nasplug.checks import format_count, writable_dir
 from nasplug.errors import NasplugError, require
 from nasplug.optuna.objective import ArchObjective, optuna_report
 from nasplug.optuna.pareto import write_pareto_report
@@ -282,8 +282,8 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
     kept = ""
     if filt is not None and space.enumerable:
         kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
-    echo(f"space {config.space} ({space.size:,} cells); filter {config.filter}{kept}; proposals it "
-         f"rejects are re-drawn, never trained; sampler {config.sampler}, seed {config.seed}")
+    echo(f"space {config.space} ({format_count(space.size)} cells); filter {config.filter}{kept}; "
+         f"proposals it rejects are re-drawn, never trained; sampler {config.sampler}, seed {config.seed}")
     echo(f"objective: {config.describe()}")
     if config.dedupe:
         echo(f"dedupe: one evaluation per {KEY_RULE_TEXT[config.key_rule]}; duplicates reuse its value")

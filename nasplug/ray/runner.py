@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from nasplug.checks import writable_dir
+from nasplug.checks import format_count, writable_dir
 from nasplug.errors import NasplugError
 from nasplug.optuna.pareto import write_pareto_report
 from nasplug.optuna.report import SearchSummary, report_settings, write_report
@@ -232,8 +232,9 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
     if filt is not None and space.enumerable:
         kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
     echo(f"study {config.study_name} in {storage_url(config.storage)}")
-    echo(f"space {config.space} ({space.size:,} cells), sampler {config.sampler}, filter {config.filter}"
-         f"{kept}, objective {config.objective}" + (f" ({config.dataset})" if config.dataset else ""))
+    echo(f"space {config.space} ({format_count(space.size)} cells), sampler {config.sampler}, "
+         f"filter {config.filter}{kept}, objective {config.objective}"
+         + (f" ({config.dataset})" if config.dataset else ""))
     finished = True
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if counted_trials(study) < config.n_trials or running:

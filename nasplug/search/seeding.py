@@ -17,7 +17,7 @@ import numpy as np
 from nasplug.errors import NasplugError
 from nasplug.scorers import oriented
 from nasplug.search.filtering import KeepMask, resolve_filter, resolve_scorer
-from nasplug.search_spaces import SAMPLE_SIZE, ProductSpace, resolve_space
+from nasplug.search_spaces import ProductSpace, resolve_space
 
 
 def scored_cells(space: ProductSpace | str, scorer: Any, filter: Any = None, n: int = 64,
@@ -29,7 +29,7 @@ def scored_cells(space: ProductSpace | str, scorer: Any, filter: Any = None, n: 
     space
         A product space (object or name). Enumerable spaces are scored whole (NB201: one batched
         call, ~30 ms for ``live_param_cost``); larger ones on a seeded uniform sample of
-        :data:`~nasplug.search_spaces.base.SAMPLE_SIZE` cells.
+        :attr:`~nasplug.search_spaces.DigitSpace.sample_size` cells.
     scorer
         A scorer (object or registered name); its ``higher_is_better`` orients the ranking.
     filter
@@ -58,7 +58,7 @@ def scored_cells(space: ProductSpace | str, scorer: Any, filter: Any = None, n: 
     rng = np.random.default_rng(rng)
     mask = KeepMask(space, resolve_filter(filter, space))
     digits = (space.digit_matrix(np.arange(space.size)) if space.enumerable
-              else space.sample_digits(SAMPLE_SIZE, rng))
+              else space.sample_digits(space.sample_size, rng))
     digits = digits[mask.keep_many(digits)]
     scores = oriented(scorer.score_many(space.batch_digits(digits)), scorer.higher_is_better)
     finite = np.isfinite(scores)

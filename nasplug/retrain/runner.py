@@ -79,6 +79,7 @@ def record(candidate: Candidate, spec: TrainSpec, result: TrainResult) -> dict[s
         "epochs": result.epochs_run, "seconds": round(result.seconds, 2), "device": result.device,
         "workers": result.info.get("world_size", 1), "job": spec.job_id(), "model": spec.model,
         "dataset": spec.dataset, "recipe": spec.recipe, "init": spec.init, "lr": spec.lr,
+        "lr_rule": spec.lr_rule,
         "batch_size": spec.batch_size, "seed": spec.seed,
     }
 
@@ -111,19 +112,21 @@ def cell(text: str) -> str:
 
 def markdown(records: Sequence[dict[str, Any]]) -> str:
     """The retraining table: proxy score → search value → retrained accuracy."""
-    lines = ["# Retrained architectures", "",
-             "| # | trial | architecture | proxy | search value | retrained test acc (%) | epochs | "
-             "time (s) | device | status |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    header = ["#", "trial", "architecture", "proxy", "search value", "peak LR", "retrained test acc (%)",
+              "epochs", "time (s)", "device", "status"]
+    lines = ["# Retrained architectures", "", "| " + " | ".join(header) + " |",
+             "|" + " --- |" * len(header)]
     for i, r in enumerate(records):
         device = f"{r['workers']}×{r['device']}" if r["device"] else "–"
         status = r["status"] if r["status"] == "ok" else cell(f"{r['status']}: {r['reason']}")
         lines.append(f"| {i + 1} | {_fmt(r['trial'])} | `{cell(r['arch'])}` | {_fmt(r['proxy'], 4)} | "
-                     f"{_fmt(r['search_value'])} | {_fmt(r['test_acc'])} | {r['epochs']} | "
+                     f"{_fmt(r['search_value'])} | {r['lr']:.4g} | {_fmt(r['test_acc'])} | {r['epochs']} | "
                      f"{_fmt(r['seconds'], 1)} | {device} | {status} |")
     if records:
         r = records[0]
         lines += ["", f"Trained on `{r['dataset']}` with model `{r['model']}`, recipe `{r['recipe']}`, "
-                  f"init `{r['init']}`, global batch {r['batch_size']}, seed {r['seed']}.", "",
+                  f"init `{r['init']}`, learning rate {r['lr_rule']}, global batch {r['batch_size']}, "
+                  f"seed {r['seed']}.", "",
                   "![test accuracy per epoch](retrain_curves.png)", ""]
     return "\n".join(lines)
 

@@ -37,6 +37,12 @@ h1 { font-size: 1.6em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #ddd; 
 """
 
 
+def table_cell(text: str) -> str:
+    """Text for a cell of a Markdown table: ``|`` escaped, so NB201 strings (full of pipes) stay in
+    their cell instead of splitting the row."""
+    return str(text).replace("|", "\\|")
+
+
 @lru_cache(maxsize=1)
 def _renderers() -> tuple[MarkdownIt, jinja2.Template]:
     markdown = MarkdownIt("commonmark", {"html": False}).enable("table")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from markdown_it import MarkdownIt
 from optuna.trial import TrialState
 
 from nasplug import ArchGraph, NasplugError, search_spaces
@@ -108,6 +110,10 @@ def test_table_search_reports_true_accuracies_and_resumes(tmp_path, nb201_csv, n
     assert summary["n_trials"] == 12
     for name in ("summary.md", "history.png", "outcomes.png"):
         assert (out / name).stat().st_size > 0
+    # every best cell's NB201 string survives in its Markdown table cell (its pipes are escaped)
+    html = MarkdownIt("commonmark").enable("table").render((out / "summary.md").read_text())
+    cells = [c for c in re.findall(r"<td><code>(.*?)</code></td>", html) if c.startswith("|")]
+    assert cells[:len(summary["best"])] == [b["arch"] for b in summary["best"]]
     first_params = [t.params for t in study.trials]
     # The same command again: nothing to add; a larger --n-trials continues the same study.
     assert main(args) == 0

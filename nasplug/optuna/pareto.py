@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from nasplug.markup import table_cell
 from nasplug.nasbench import load_benchmark
 from nasplug.optuna.report import SearchSummary, header_lines, plot_outcomes, summarize
 from nasplug.plotting import pyplot
@@ -158,7 +159,7 @@ def _table(rows: list[dict[str, Any]], names: tuple[str, ...], trial: bool = Tru
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for i, r in enumerate(rows):
         cells = [str(i + 1), *([f"{r['trial']}" + (" (dup)" if r.get("duplicate") else "")] if trial else []),
-                 *(_cell(n, r[n]) for n in names), f"`{r['arch']}`"]
+                 *(_cell(n, r[n]) for n in names), f"`{table_cell(r['arch'])}`"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

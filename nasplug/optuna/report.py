@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from nasplug.markup import table_cell
 from nasplug.optuna.storage import retried, storage_url
 from nasplug.plotting import pyplot
 from nasplug.search.attrs import (
@@ -231,7 +232,7 @@ def markdown(summary: SearchSummary, settings: dict[str, Any] | None = None) -> 
     lines = header_lines(s, settings)
     lines += [f"## Best architectures by {s.metric} ({s.direction})", "",
               "| rank | trial | value | architecture |", "| --- | --- | --- | --- |"]
-    lines += [f"| {i + 1} | {b['trial']} | {_fmt(b['value'])} | `{b['arch']}` |"
+    lines += [f"| {i + 1} | {b['trial']} | {_fmt(b['value'])} | `{table_cell(b['arch'])}` |"
               for i, b in enumerate(s.best)]
     if s.final:
         final = final_lines(s)
@@ -239,7 +240,8 @@ def markdown(summary: SearchSummary, settings: dict[str, Any] | None = None) -> 
                   "| rank | search value | validation (mean ± std) | test (mean ± std) | architecture |",
                   "| --- | --- | --- | --- | --- |"]
         lines += [f"| {i + 1} | {c['search_value']:.2f} | {_pm(c['valid_mean'], c['valid_std'])} | "
-                  f"{_pm(c['test_mean'], c['test_std'])} | `{c['arch']}` |" for i, c in enumerate(s.final)]
+                  f"{_pm(c['test_mean'], c['test_std'])} | `{table_cell(c['arch'])}` |"
+                  for i, c in enumerate(s.final)]
         if s.comparison:
             lines += ["", final[-1][0].upper() + final[-1][1:] + "."]
     lines += ["", "![optimization history](history.png)", "", "![trial outcomes](outcomes.png)", ""]

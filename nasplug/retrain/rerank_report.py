@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from nasplug.markup import table_cell
 from nasplug.plotting import pyplot
 from nasplug.retrain.rerank import RECIPE_NAMES, RerankAnalysis, RerankConfig, finite_mean
-from nasplug.retrain.runner import cell
 
 #: Below this seed-vs-seed τ the trainings do not rank reproducibly (an agreement this weak is what
 #: a handful of cells shows by chance), and no comparison with the benchmark is drawn.
@@ -117,7 +117,7 @@ def markdown(a: RerankAnalysis, config: RerankConfig) -> str:
               "| --- | --- | --- | --- |"]
     mean = {r: a.mean(r) for r in RECIPE_NAMES}
     for i in np.argsort(-a.bench, kind="stable"):
-        lines.append(f"| `{cell(a.archs[i])}` | {a.bench[i]:.2f} | {_f(mean['benchmark'][i], 2)} | "
+        lines.append(f"| `{table_cell(a.archs[i])}` | {a.bench[i]:.2f} | {_f(mean['benchmark'][i], 2)} | "
                      f"{_f(mean['principled'][i], 2)} |")
     lines += [""] + [f"![{name}]({name})" for name in FIGURES] + [""]
     return "\n".join(lines)

@@ -23,6 +23,7 @@ import optuna
 
 from nasplug.ddp import Launcher, LocalLauncher, TrainSpec, run_jobs
 from nasplug.errors import NasplugError, require
+from nasplug.markup import table_cell
 from nasplug.plotting import pyplot
 from nasplug.processes import available_cores
 from nasplug.retrain.select import Candidate
@@ -105,11 +106,6 @@ def _fmt(x: Any, digits: int = 2) -> str:
     return "–" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def cell(text: str) -> str:
-    """Text for a Markdown table cell (NB201 strings are full of ``|``)."""
-    return text.replace("|", "\\|")
-
-
 def markdown(records: Sequence[dict[str, Any]]) -> str:
     """The retraining table: proxy score → search value → retrained accuracy."""
     header = ["#", "trial", "architecture", "proxy", "search value", "peak LR", "retrained test acc (%)",
@@ -118,8 +114,8 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
              "|" + " --- |" * len(header)]
     for i, r in enumerate(records):
         device = f"{r['workers']}×{r['device']}" if r["device"] else "–"
-        status = r["status"] if r["status"] == "ok" else cell(f"{r['status']}: {r['reason']}")
-        lines.append(f"| {i + 1} | {_fmt(r['trial'])} | `{cell(r['arch'])}` | {_fmt(r['proxy'], 4)} | "
+        status = r["status"] if r["status"] == "ok" else table_cell(f"{r['status']}: {r['reason']}")
+        lines.append(f"| {i + 1} | {_fmt(r['trial'])} | `{table_cell(r['arch'])}` | {_fmt(r['proxy'], 4)} | "
                      f"{_fmt(r['search_value'])} | {r['lr']:.4g} | {_fmt(r['test_acc'])} | {r['epochs']} | "
                      f"{_fmt(r['seconds'], 1)} | {device} | {status} |")
     if records:

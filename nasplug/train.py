@@ -40,6 +40,8 @@ from nasplug.graph import ArchGraph
 from nasplug.models import build_cnn, build_darts, build_mlp, build_nb101, build_nb201, count_parameters
 from nasplug.theory.hparams import DEFAULT_BASE_LR, DEFAULT_WIDTH, MODELS, principled_lr
 
+#: Learning-rate schedules after the warm-up: cosine decay to 0, or constant (max-LR searches).
+SCHEDULES = ("cosine", "constant")
 Callback = Callable[[int, dict[str, float]], None]
 StateCallback = Callable[[int, dict[str, Any]], None]
 
@@ -101,10 +103,13 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
-def lr_schedule(step: int, total_steps: int, warmup_steps: int) -> float:
-    """Factor of the peak LR: linear warm-up from ``1/warmup_steps`` to 1, then cosine to 0."""
+def lr_schedule(step: int, total_steps: int, warmup_steps: int, schedule: str = "cosine") -> float:
+    """Factor of the peak LR at optimizer step ``step`` (0-based): linear warm-up from
+    ``1/warmup_steps`` to 1, then cosine to 0 at ``total_steps`` (or constant 1: :data:`SCHEDULES`)."""
     if step < warmup_steps:
         return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -204,8 +209,7 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
     """
     from tqdm.auto import tqdm
 
-    if schedule not in ("cosine", "constant"):
-        raise NasplugError(f"unknown schedule {schedule!r}; use 'cosine' or 'constant'")
+    checks.choice("schedule", schedule, SCHEDULES)
     check_train_args(epochs=epochs, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
                      warmup_epochs=warmup_epochs, evaluate_every=evaluate_every, max_steps=max_steps, lr=lr,
                      seed=seed)
@@ -246,8 +250,7 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
             for i in range(0, n_train, batch_size):
                 if step >= total_steps:
                     break
-                factor = lr_schedule(step, total_steps, warmup_steps) if schedule == "cosine" else \
-                    min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+                factor = lr_schedule(step, total_steps, warmup_steps, schedule)
                 for group in opt.param_groups:
                     group["lr"] = lr * factor
                 idx = perm[i:i + batch_size]

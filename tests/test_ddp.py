@@ -237,9 +237,10 @@ def test_job_ids_name_what_is_computed():
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch size"), ({"width": 0}, "width"),
-    ({"lr": -1.0}, "learning rate"), ({"lr": math.nan}, "learning rate"), ({"base_lr": 0.0}, "base"),
-    ({"weight_decay": -1e-4}, "weight decay"), ({"momentum": 1.0}, "momentum"),
-    ({"model": "resnet"}, "unknown model"), ({"init": "xavier"}, "unknown init"),
+    ({"lr": -1.0}, "lr must be"), ({"lr": math.nan}, "lr must be"), ({"base_lr": 0.0}, "base"),
+    ({"weight_decay": -1e-4}, "weight_decay"), ({"momentum": 1.0}, "momentum"),
+    ({"model": "resnet"}, "model must be one of"), ({"init": "xavier"}, "init must be one of"),
+    ({"warmup_epochs": 20.0}, "warmup_epochs"), ({"seed": -1}, "seed"),
     ({"recipe": "imagenet"}, "unknown recipe"), ({"lr": 0.1, "base_lr": 0.1}, "either"),
 ])
 def test_bad_settings_are_one_line_errors(kwargs, match):

@@ -106,12 +106,6 @@ class FileSink:
             write_result(result, self.folder)
 
 
-def _lr_factor(spec: TrainSpec, step: int, total_steps: int, warmup_steps: int) -> float:
-    if spec.schedule == "cosine":
-        return lr_schedule(step, total_steps, warmup_steps)
-    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-
-
 def _evaluate(model: nn.Module, data: ArrayDataset, ctx: WorkerContext, amp: bool) -> tuple[float, float]:
     """Test loss and accuracy, each worker evaluating one contiguous shard of the test set."""
     n = len(data.y_test)
@@ -208,7 +202,7 @@ def fit(spec: TrainSpec, ctx: WorkerContext, sink: Sink, *, data: ArrayDataset |
         for i in range(0, len(indices), local_batch):
             if step >= total_steps:
                 break
-            lr = spec.lr * _lr_factor(spec, step, total_steps, warmup_steps)
+            lr = spec.lr * lr_schedule(step, total_steps, warmup_steps, spec.schedule)
             for group in opt.param_groups:
                 group["lr"] = lr
             idx = indices[i:i + local_batch]

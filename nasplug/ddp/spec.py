@@ -24,14 +24,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from nasplug.checks import MAX_LR, MAX_SEED
+from nasplug import checks
 from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.models import INIT_MODES, is_nb201_cell
 from nasplug.theory.hparams import principled_lr
-from nasplug.train import MODELS
-
-SCHEDULES = ("cosine", "constant")
+from nasplug.train import MODELS, SCHEDULES, check_train_args
 
 
 @dataclass(frozen=True)
@@ -98,25 +96,15 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         ArchGraph.parse(self.arch)  # a bad architecture is a user error here, not in a worker
-        checks = [
-            (self.model in MODELS, f"unknown model {self.model!r}; use one of {', '.join(MODELS)}"),
-            (self.init in INIT_MODES, f"unknown init {self.init!r}; use one of {', '.join(INIT_MODES)}"),
-            (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; use cosine or constant"),
-            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
-            (self.batch_size >= 1, f"the batch size must be at least 1, got {self.batch_size}"),
-            (self.width is None or self.width >= 1, f"the width must be at least 1, got {self.width}"),
-            (0 < self.lr <= MAX_LR, f"the learning rate must be in (0, {MAX_LR:.4g}], got {self.lr}"),
-            (0 <= self.seed <= MAX_SEED, f"the seed must be in [0, {MAX_SEED}], got {self.seed}"),
-            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
-            (self.weight_decay >= 0, f"weight decay must be non-negative, got {self.weight_decay}"),
-            (0 <= self.warmup_epochs <= self.epochs,
-             f"warm-up epochs must be in [0, epochs = {self.epochs}], got {self.warmup_epochs}"),
-            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be ≥ 1, got {self.max_steps}"),
-            (self.evaluate_every >= 1, f"evaluate_every must be ≥ 1, got {self.evaluate_every}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise NasplugError(message)
+        checks.choice("model", self.model, MODELS)
+        checks.choice("init", self.init, INIT_MODES)
+        checks.choice("schedule", self.schedule, SCHEDULES)
+        if self.width is not None:
+            checks.integer("width", self.width, 1)
+        check_train_args(epochs=self.epochs, batch_size=self.batch_size, momentum=self.momentum,
+                         weight_decay=self.weight_decay, warmup_epochs=self.warmup_epochs,
+                         evaluate_every=self.evaluate_every, max_steps=self.max_steps, lr=self.lr,
+                         seed=self.seed)
 
     def identity(self) -> dict[str, Any]:
         """The fields that decide what the job computes."""

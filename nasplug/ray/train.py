@@ -37,6 +37,7 @@ from nasplug.ddp.launch import summary
 from nasplug.ddp.loop import CHECKPOINT, RESULT, State, fit, read_checkpoint, write_checkpoint, write_result
 from nasplug.ddp.spec import TrainSpec
 from nasplug.errors import NasplugError
+from nasplug.ray.runner import connect
 from nasplug.train import TrainResult
 
 #: How often (s) the Train controller polls workers; a report waits for the previous one to be
@@ -103,18 +104,18 @@ class RayTrainLauncher:
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.workers < 1 or self.max_failures < 0 or min(self.cpus_per_worker, self.gpus_per_worker) <= 0:
-            raise NasplugError("workers must be at least 1, max_failures at least 0 and per-worker "
-                               "resources positive")
+        if self.workers < 1 or self.max_failures < 0 or self.cpus_per_worker <= 0 or self.gpus_per_worker < 0:
+            raise NasplugError("workers must be at least 1, max_failures at least 0, CPUs per worker "
+                               "positive and GPUs per worker not negative")
+        if self.use_gpu and self.gpus_per_worker == 0:
+            raise NasplugError("training on GPUs needs GPUs per worker (--gpus-per-worker > 0)")
 
     def run(self, folders: Sequence[Path], echo: Echo) -> None:
         os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", POLL_INTERVAL_S)
-        started = not ray.is_initialized()
-        if started:
-            ray.init(address=self.address, include_dashboard=False, logging_level="WARNING")
+        started = connect(self.address, quiet=True)  # an unreachable address is one line
         try:
             if self.use_gpu is None:
-                self.use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+                self.use_gpu = ray.cluster_resources().get("GPU", 0) > 0 and self.gpus_per_worker > 0
             parallel = min(len(folders), self.parallel or self.capacity())
             echo(f"Ray Train: {len(folders)} jobs, {self.workers} worker(s) each, {parallel} at a time")
             with ThreadPoolExecutor(parallel) as pool:

@@ -394,3 +394,22 @@ def test_bad_ray_options_are_one_line_errors_before_any_work(args, message, tmp_
     err = capsys.readouterr().err.strip()
     assert err.startswith("nasplug search: error: ") and message in err and "\n" not in err
     assert not out.exists()
+
+
+def test_the_command_lines_ray_defaults_and_schedulers_are_rayoptions(ray_module):
+    """`nasplug search` cannot import Ray to build its help: its copies must agree with RayOptions."""
+    import argparse
+    from dataclasses import fields
+
+    from nasplug.cli import build_parser
+    from nasplug.commands.search import RAY_DEFAULTS
+    from nasplug.ray.runner import SCHEDULERS, RayOptions
+
+    options = RayOptions()
+    names = {"ray_storage": "storage_path"}
+    assert {names.get(k, k) for k in RAY_DEFAULTS} == {f.name for f in fields(RayOptions)}
+    for key, default in RAY_DEFAULTS.items():
+        assert getattr(options, names.get(key, key)) == default, key
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    scheduler = next(a for a in sub.choices["search"]._actions if "--scheduler" in a.option_strings)
+    assert tuple(scheduler.choices) == SCHEDULERS

@@ -130,6 +130,14 @@ def test_bad_input_is_one_line_before_any_work(args, message, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("form", ["{}", "sqlite:///{}", "journal:{}"])
+def test_a_missing_storage_file_is_refused_and_never_created(form, tmp_path, capsys):
+    missing = tmp_path / "missing.db"
+    assert main(["retrain", "--storage", form.format(missing), "--out", str(tmp_path / "o")]) == 2
+    assert "no such study storage" in capsys.readouterr().err
+    assert not missing.exists()
+
+
 def test_a_missing_study_name_lists_the_ones_there(table_study, tmp_path, capsys):
     assert main(["retrain", "--storage", str(table_study), "--study-name", "nope", "--out",
                  str(tmp_path / "o")]) == 2

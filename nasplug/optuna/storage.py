@@ -52,6 +52,18 @@ def storage_url(spec: str | os.PathLike) -> str:
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
+def storage_file(spec: str | os.PathLike) -> Path | None:
+    """The file a storage spec keeps its study in: a plain path, ``sqlite:///PATH`` or
+    ``journal:PATH``; ``None`` for a database server or an in-memory database."""
+    text = str(spec)
+    if text in IN_MEMORY:
+        return None
+    for prefix in ("journal:", "sqlite:///"):
+        if text.startswith(prefix):
+            return Path(text[len(prefix):]).expanduser()
+    return None if "://" in text else Path(text).expanduser()
+
+
 def host_lock(*parts: str) -> FileLock:
     """A lock shared by the processes of this host, named by ``parts`` (a storage URL, a study, a
     purpose): a file in the temporary folder, released by the OS if its holder dies."""

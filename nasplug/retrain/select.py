@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -20,7 +19,7 @@ from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.optuna.params import params_to_arch
 from nasplug.optuna.runner import CONFIG_ATTR
-from nasplug.optuna.storage import open_storage
+from nasplug.optuna.storage import open_storage, storage_file
 from nasplug.search.attrs import ATTR_ARCH, ATTR_PROXY
 
 
@@ -51,9 +50,10 @@ def from_archs(archs: Iterable[ArchGraph | str]) -> list[Candidate]:
 
 def open_search(storage: str, study_name: str | None = None) -> optuna.Study:
     """Load a search's study; :class:`~nasplug.errors.NasplugError` if the storage or study is missing
-    (a SQLite path that does not exist is never created)."""
+    (a storage file that does not exist — a path, ``sqlite:///``, ``journal:`` — is never created)."""
     text = str(storage)
-    if "://" not in text and not text.startswith("journal:") and not Path(text).expanduser().is_file():
+    path = storage_file(text)
+    if path is not None and not path.is_file():
         raise NasplugError(f"{storage}: no such study storage")
     store = open_storage(text)
     names = optuna.get_all_study_names(store)

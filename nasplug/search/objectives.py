@@ -7,7 +7,7 @@ of the network that would be trained, minimized (hardware-aware NAS):
 ========  ==========================================================  =========
 name      value                                                       direction
 ========  ==========================================================  =========
-accuracy  what the evaluator returns (test accuracy in %)             maximize
+accuracy  the evaluator's value (validation or table accuracy, %)     maximize
 params    parameters on input→output paths (:mod:`~.costs`)           minimize
 flops     multiply-accumulates of one input sample (:mod:`~.costs`)   minimize
 latency   median ms of a forward pass on the search's device          minimize
@@ -39,7 +39,6 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "flops": ("minimize", "FLOPs"),
     "latency": ("minimize", "ms"),
 }
-COSTS = ("params", "flops", "latency")
 _DIRECTION_NAMES = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
 
 

@@ -441,3 +441,21 @@ def test_a_duplicate_of_a_running_evaluation_waits_for_it():
     assert len(calls) == 1
     assert sorted(t.value for t in study.trials) == [7.0, 7.0]
     assert sum("nasplug:duplicate_of" in t.user_attrs for t in study.trials) == 1
+
+
+def test_a_filter_is_applied_to_a_space_once_per_process():
+    """The run's header, the sampler and the scored start share one keep-mask per filter object:
+    a filter that scores the whole space (top_fraction) is not re-applied by each of them."""
+    from nasplug.search import keep_mask, resolve_filter
+
+    space = search_spaces.get("nb201")
+    box = resolve_filter("dag_box", space)
+    calls = []
+    keep_many = box.keep_many
+    box.keep_many = lambda batch: calls.append(len(batch)) or keep_many(batch)
+    first = keep_mask(space, box)
+    assert first.count() == 6256 and keep_mask(search_spaces.get("nb201"), box) is first
+    FilteredSampler(filter=box, space=space, scorer="live_param_cost", scored_startup=2)._index.count()
+    assert calls == [space.size]  # one pass over the whole space, whoever asked
+    other = resolve_filter("dag_box", space)
+    assert keep_mask(space, other) is not first  # another filter object: its own mask

@@ -42,7 +42,7 @@ from nasplug.optuna.storage import (
     storage_url,
 )
 from nasplug.processes import die_with_parent
-from nasplug.search import SearchConfig, resolve_filter, resolve_scorer
+from nasplug.search import SearchConfig, keep_mask, resolve_filter, resolve_scorer
 from nasplug.search.attrs import ATTR_EVALUATED, ATTR_RETRY_OF
 from nasplug.search.evaluation import Evaluator
 from nasplug.search.final import compare, final_seeds, retrain_best
@@ -281,7 +281,7 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
     echo(f"study {config.study_name} in {storage_url(config.storage)}")
     kept = ""
     if filt is not None and space.enumerable:
-        kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
+        kept = f" keeps {keep_mask(space, filt).count():,} of {space.size:,} cells"
     echo(f"space {config.space} ({format_count(space.size)} cells); filter {config.filter}{kept}; "
          f"proposals it rejects are re-drawn, never trained; sampler {config.sampler}, seed {config.seed}")
     echo(f"objective: {config.describe()}")

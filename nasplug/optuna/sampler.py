@@ -61,7 +61,7 @@ from nasplug.errors import NasplugError
 from nasplug.graph import ArchGraph
 from nasplug.optuna.params import arch_distributions
 from nasplug.scorers import oriented
-from nasplug.search import KeepMask, resolve_filter, resolve_scorer
+from nasplug.search import keep_mask, resolve_filter, resolve_scorer
 from nasplug.search.attrs import (
     ATTR_ARCH,
     ATTR_FALLBACK,
@@ -170,7 +170,7 @@ class FilteredSampler(BaseSampler):
         self._rng = np.random.default_rng(seed)
         self._dists = arch_distributions(self._space, prefix)
         self._choices = [tuple(d.choices) for d in self._dists.values()]
-        self._index = KeepMask(self._space, self._filter)
+        self._index = keep_mask(self._space, self._filter)
         if scored_startup and self._scorer is None:
             raise NasplugError("scored_startup needs a scorer (e.g. scorer='live_param_cost')")
         self._scored_startup = int(scored_startup)

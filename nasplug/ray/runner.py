@@ -52,7 +52,7 @@ from nasplug.optuna.storage import counted_trials, storage_url
 from nasplug.ray.searcher import optuna_searcher
 from nasplug.ray.space import METRIC, TIME_ATTR
 from nasplug.ray.trainable import evaluate_trial
-from nasplug.search import SearchConfig
+from nasplug.search import SearchConfig, keep_mask
 from nasplug.search.attrs import ATTR_EVALUATED, ATTR_FAIL_REASON, DEAD_WORKER
 
 #: Study attribute: the Ray experiment this study is being searched by, and whether it finished.
@@ -230,7 +230,7 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
         storage_path = str(Path(storage_path).expanduser().resolve())
     kept = ""
     if filt is not None and space.enumerable:
-        kept = f" keeps {int(filt.keep_many(space.batch()).sum()):,} of {space.size:,} cells"
+        kept = f" keeps {keep_mask(space, filt).count():,} of {space.size:,} cells"
     echo(f"study {config.study_name} in {storage_url(config.storage)}")
     echo(f"space {config.space} ({format_count(space.size)} cells), sampler {config.sampler}, "
          f"filter {config.filter}{kept}, objective {config.objective}"
@@ -248,7 +248,7 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
         log.setLevel(logging.WARNING if config.quiet else logging.INFO)
         started = connect(options.address, quiet=config.quiet)
         try:
-            finished = _run_experiments(config, options, study, storage_path, echo)
+            finished = _run_experiments(config, options, study, storage_path, echo, filt)
         finally:
             log.removeHandler(handler)
             if started:
@@ -269,7 +269,7 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
 
 
 def _run_experiments(config: SearchConfig, options: RayOptions, study: optuna.Study, storage_path: str,
-                     echo: Callable[[str], None]) -> bool:
+                     echo: Callable[[str], None], filt: Any) -> bool:
     trainable = _trainable(config, options)
     experiment = study.user_attrs.get(ATTR_RAY_EXPERIMENT)
     if experiment and not experiment.get("finished") and tune.Tuner.can_restore(experiment["path"]):
@@ -286,7 +286,8 @@ def _run_experiments(config: SearchConfig, options: RayOptions, study: optuna.St
         echo(f"Ray: {remaining} trials, {concurrent} at a time, {options.resources()} each, "
              f"scheduler {options.scheduler}; experiment {experiment['path']}")
         study.set_user_attr(ATTR_RAY_EXPERIMENT, experiment)
-        tuner = tune.Tuner(trainable, tune_config=_tune_config(config, options, study, remaining, concurrent),
+        tune_config = _tune_config(config, options, study, remaining, concurrent, filt)
+        tuner = tune.Tuner(trainable, tune_config=tune_config,
                            run_config=_run_config(options, name, storage_path))
         if not _fit(tuner, study, experiment):
             return False
@@ -298,12 +299,13 @@ def _run_experiments(config: SearchConfig, options: RayOptions, study: optuna.St
 
 
 def _tune_config(config: SearchConfig, options: RayOptions, study: optuna.Study, remaining: int,
-                 concurrent: int) -> tune.TuneConfig:
+                 concurrent: int, filt: Any) -> tune.TuneConfig:
+    """``filt``: the filter :func:`check_inputs` fitted (fitted once per command)."""
     seed = worker_seed(config, study, 0)
     mode = "max" if config.direction == "maximize" else "min"
     objectives = config.objective_set()
     searcher = optuna_searcher(
-        config.space, filter=config.filter, sampler=make_sampler(config.sampler, seed), scorer=config.scorer,
+        config.space, filter=filt, sampler=make_sampler(config.sampler, seed), scorer=config.scorer,
         scored_startup=config.scored_startup, objectives=objectives,
         storage=study._storage, study_name=config.study_name, mode=mode, max_tries=config.max_tries,
         seed=seed, n_trials=remaining, timeout=config.timeout, dedupe=config.dedupe, key=config.key_rule)

@@ -69,7 +69,7 @@ from nasplug.ray.space import (
     objective_metrics,
     objective_modes,
 )
-from nasplug.search import KeepMask, ResultCache, resolve_filter
+from nasplug.search import ResultCache, keep_mask, resolve_filter
 from nasplug.search.attrs import (
     ATTR_ARCH,
     ATTR_DUPLICATE_OF,
@@ -166,7 +166,7 @@ class ArchSearcher(Searcher):
                                f"{metric!r} ({mode}): give both the same metric and mode")
         self.base = base
         self.space = resolve_space(space)
-        self.keep = KeepMask(self.space, resolve_filter(filter, self.space))
+        self.keep = keep_mask(self.space, resolve_filter(filter, self.space))
         self.n_trials, self.timeout = n_trials, timeout
         self.dedupe, self.study, self.max_tries = dedupe, study, max(1, int(max_tries))
         self.key = evaluation_key(key) if isinstance(key, str) else key

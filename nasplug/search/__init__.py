@@ -33,13 +33,13 @@ from nasplug.search.evaluation import (
     table_evaluator,
     train_evaluator,
 )
-from nasplug.search.filtering import KeepMask, resolve_filter, resolve_scorer
+from nasplug.search.filtering import KeepMask, keep_mask, resolve_filter, resolve_scorer
 from nasplug.search.objectives import ObjectiveSet, parse_objectives
 from nasplug.search.pareto import Bounds, hypervolume, hypervolume_history, pareto_mask
 
 __all__ = [
     "attrs", "SearchConfig", "CachedResult", "ResultCache", "Evaluation", "EvaluationFailed",
     "Evaluator", "StateStore", "as_evaluator", "check_value", "load_callable", "table_evaluator",
-    "train_evaluator", "KeepMask", "resolve_filter", "resolve_scorer", "LatencyMeter", "Network",
+    "train_evaluator", "KeepMask", "keep_mask", "resolve_filter", "resolve_scorer", "LatencyMeter", "Network",
     "ObjectiveSet", "parse_objectives", "Bounds", "hypervolume", "hypervolume_history", "pareto_mask",
 ]

@@ -7,6 +7,7 @@ whether a proposed cell may be trained, and where to go when no proposal passes.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -224,3 +225,28 @@ class KeepMask:
             if keep.any():
                 return tuple(int(x) for x in block[int(np.flatnonzero(keep)[0])])
         return None
+def keep_mask(space: DigitSpace, filter: Any) -> KeepMask:
+    """The :class:`KeepMask` of ``filter`` on ``space``, shared by everything in this process that
+    asks for the same filter object on an equal space (the run's header, the sampler, the Ray
+    searcher, the scored start): a filter that scores cells (``top_fraction`` scores the whole space
+    per pass, seconds with the NTK) is applied to the space once. Held while the filter lives."""
+    if filter is None:
+        return KeepMask(space, None)
+    key = (id(filter), repr(space))
+    with _MASKS_LOCK:
+        held = _MASKS.get(key)
+        if held is not None and held[0]() is filter:
+            return held[1]
+        mask = KeepMask(space, filter)
+        try:
+            ref = weakref.ref(filter, lambda _, key=key: _MASKS.pop(key, None))
+        except TypeError:  # an object without weak references: not shared
+            return mask
+        _MASKS[key] = (ref, mask)
+        return mask
+
+
+_MASKS: dict[tuple[int, str], tuple[weakref.ref, KeepMask]] = {}
+_MASKS_LOCK = threading.Lock()
+
+

@@ -16,7 +16,7 @@ import numpy as np
 
 from nasplug.errors import NasplugError
 from nasplug.scorers import oriented
-from nasplug.search.filtering import KeepMask, resolve_filter, resolve_scorer
+from nasplug.search.filtering import keep_mask, resolve_filter, resolve_scorer
 from nasplug.search_spaces import ProductSpace, resolve_space
 
 
@@ -56,7 +56,7 @@ def scored_cells(space: ProductSpace | str, scorer: Any, filter: Any = None, n: 
     if n < 1:
         raise NasplugError(f"n must be at least 1, got {n}")
     rng = np.random.default_rng(rng)
-    mask = KeepMask(space, resolve_filter(filter, space))
+    mask = keep_mask(space, resolve_filter(filter, space))
     digits = (space.digit_matrix(np.arange(space.size)) if space.enumerable
               else space.sample_digits(space.sample_size, rng))
     digits = digits[mask.keep_many(digits)]

@@ -436,3 +436,25 @@ def test_with_latency_a_duplicate_is_answered_only_for_a_network_a_trial_has_mea
     assert len(again.cache) == len(networks)
     assert all(again.objectives.latency(n) == measured(n) for n in networks)
     assert len(again.objectives.latency) == len(networks)  # read back, none measured here
+
+
+def test_progress_lines_are_the_optuna_backends_with_the_best_so_far(caplog):
+    """One line per finished trial, the same as the Optuna backend's (search.progress.trial_line),
+    read back from what the study recorded: outcome, value, the best value and trial so far."""
+    import logging
+
+    from nasplug.search.progress import trial_line
+
+    searcher = optuna_searcher("nb201", filter="dag_box", n_trials=25, seed=3)
+    with caplog.at_level(logging.INFO, logger="nasplug.ray"):
+        Tune(searcher, width_outcome, k=2).run()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
+    trials = {t.number: t for t in searcher.study.get_trials()}
+    assert len(lines) == 25
+    best = None
+    for line in lines:
+        number = int(line.split()[1])
+        t = trials[number]
+        if ATTR_DUPLICATE_OF not in t.user_attrs and (best is None or t.value > best[1]):
+            best = (str(number), t.value)
+        assert line == trial_line(str(number), "COMPLETE", t.value, t.user_attrs, best=best, trained=False)

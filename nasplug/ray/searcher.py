@@ -76,11 +76,13 @@ from nasplug.search.attrs import (
     ATTR_EVALUATED,
     ATTR_FAIL_REASON,
     ATTR_KEY,
+    ATTR_LR,
     ATTR_REJECTED_BY,
 )
 from nasplug.search.costs import live_cell
 from nasplug.search.dedupe import evaluation_key, with_hyperparameters
 from nasplug.search.objectives import ObjectiveSet
+from nasplug.search.progress import trial_line
 from nasplug.search_spaces import DigitSpace, resolve_space
 
 logger = logging.getLogger("nasplug.ray")
@@ -178,6 +180,8 @@ class ArchSearcher(Searcher):
         self.proposed = 0
         self.last_number = -1                         # highest Optuna trial number proposed
         self.rejected = 0
+        self.best: tuple[str, float] | None = None  # (trial, value) of the best evaluation so far
+        self.trains = False  # whether evaluations train (their results carry a learning rate)
         self.base_finished = False
         self._asked = 0
         self._started: float | None = None
@@ -255,7 +259,7 @@ class ArchSearcher(Searcher):
             reason = result.get(ATTR_FAIL_REASON) or CRASHED
             self._record(proposal.optuna_trial, {ATTR_FAIL_REASON: reason, ATTR_RAY_TRIAL: trial_id})
             self.base.on_trial_complete(proposal.base_id, None, error=True)
-            logger.info("trial %s failed: %s (%s)", proposal.name, proposal.arch, reason)
+            self._log(proposal, "FAIL", None, {ATTR_FAIL_REASON: reason})
         elif finite and (not stopped or result.get(ATTR_EVALUATED)):
             attrs = {k: v for k, v in result.items() if k.startswith("nasplug:")}
             self._record(proposal.optuna_trial, {**attrs, ATTR_EVALUATED: True, ATTR_RAY_TRIAL: trial_id})
@@ -263,7 +267,8 @@ class ArchSearcher(Searcher):
             self.cache.record(proposal.key, self._label(proposal, trial_id), value)
             if self.objectives is not None and self.objectives.latency is not None:
                 self.objectives.latency.record(proposal.arch, result["latency"])
-            logger.info("trial %s: %.4f  %s", proposal.name, value, proposal.arch)
+            values = [result[m] for m in self.metrics]
+            self._log(proposal, "COMPLETE", values if self.objectives is not None else value, attrs)
             for waiting in self.parked.pop(trial_id, []):
                 self._complete_duplicate(waiting, self._label(proposal, trial_id), value)
             return
@@ -272,8 +277,7 @@ class ArchSearcher(Searcher):
                 self.base.on_trial_result(proposal.base_id, result)
             self._record(proposal.optuna_trial, {ATTR_RAY_TRIAL: trial_id})
             self.base.on_trial_complete(proposal.base_id, None)
-            logger.info("trial %s stopped early at %s %s: %s", proposal.name, TIME_ATTR,
-                        result.get(TIME_ATTR), proposal.arch)
+            self._log(proposal, "PRUNED", None, {}, last_step=result.get(TIME_ATTR))
         self.cache.abandon(proposal.key, trial_id)
         self.released.extend(self.parked.pop(trial_id, []))
 
@@ -319,8 +323,25 @@ class ArchSearcher(Searcher):
         self._record(proposal.optuna_trial, {ATTR_DUPLICATE_OF: of})
         values = [value] if self.objectives is None else self.objectives.vector(proposal.arch, value)
         self.base.on_trial_complete(proposal.base_id, dict(zip(self.metrics, values)))
-        logger.info("trial %s: %.4f  %s (duplicate of trial %s: not evaluated again)",
-                    proposal.name, value, proposal.arch, of)
+        self._log(proposal, "COMPLETE", values if self.objectives is not None else value,
+                  {ATTR_DUPLICATE_OF: of})
+
+    def _log(self, proposal: _Proposal, state: str, value: Any, attrs: dict[str, Any],
+             last_step: int | None = None) -> None:
+        """The trial's progress line, as the Optuna backend prints it (:func:`trial_line`), with the
+        best single-objective value so far."""
+        if state == "COMPLETE" and ATTR_DUPLICATE_OF not in attrs:
+            self._improve(proposal.name, value)
+        best = self.best if self.objectives is None else None
+        logger.info(trial_line(proposal.name, state, value, {ATTR_ARCH: proposal.arch, **attrs},
+                               best=best, last_step=last_step, trained=ATTR_LR in attrs or self.trains))
+        self.trains = self.trains or ATTR_LR in attrs
+
+    def _improve(self, name: str, value: Any) -> None:
+        """Keep ``(name, value)`` as the best so far if it is (single-objective searches)."""
+        if self.objectives is None and (self.best is None or (
+                value > self.best[1] if self.mode == "max" else value < self.best[1])):
+            self.best = (name, value)
 
     def _reject(self, base_id: str, config: dict[str, Any]) -> None:
         self.rejected += 1
@@ -370,6 +391,7 @@ class ArchSearcher(Searcher):
                 continue
             self.cache.record(with_hyperparameters(key, hyperparameters(t.params, self.space)),
                               t.number, t.values[value])  # trials come ordered: originals first
+            self._improve(str(t.number), t.values[value])
             if latency is not None and ATTR_ARCH in t.user_attrs:
                 self.objectives.latency.record(t.user_attrs[ATTR_ARCH], t.values[latency])
 

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if not _out_of_memory(err):
             raise
         print(f"nasplug {args.command}: error: out of memory ({str(err).splitlines()[0][:200]}): use a "
-              "smaller network (--width) or batch (--batch-size)", file=sys.stderr)
+              "smaller network or batch", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         detail = f": {err}" if str(err) else ""

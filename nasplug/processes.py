@@ -26,11 +26,19 @@ def available_cores() -> int:
 
 @contextlib.contextmanager
 def stop_on_sigterm() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`KeyboardInterrupt` like Ctrl-C does (the previous
-    handler is restored afterwards). Only the main thread can install signal handlers: elsewhere
-    the block changes nothing."""
+    """Within the block, SIGTERM does what Ctrl-C does: it calls the SIGINT handler installed at
+    that moment (Python's raises :class:`KeyboardInterrupt`; Ray Tune's stops the experiment
+    gracefully). The previous handler is restored afterwards. Only the main thread can install
+    signal handlers: elsewhere the block changes nothing. Enter it again after a library that
+    installs its own SIGTERM handler (``ray.init``) to take SIGTERM back."""
 
     def interrupt(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is signal.SIG_IGN:
+            return
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+            return
         raise KeyboardInterrupt
 
     try:

@@ -127,3 +127,18 @@ def test_describe_says_the_form_is_too_long_and_prints_the_rest(capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["canonical_form"] is None and info["canonical_form_length"] == 147_447
     assert info["num_paths"] == 2**13 and info["canonical_key"] == complete(15, "2").canonical_key()
+
+
+def test_describe_skips_the_per_cell_network_scores_of_cells_beyond_the_dag_spaces(capsys):
+    """A 70-node cell: every path statistic and kernel score, but no network built per cell."""
+    from nasplug import scorers
+    from nasplug.search_spaces import MAX_DAG_NODES
+
+    code = complete(MAX_DAG_NODES + 6, "2").to_dag_code()
+    assert main(["describe", "--json", code]) == 0
+    info = json.loads(capsys.readouterr().out)
+    slow = [n for n in scorers.available("scorer") if scorers.is_slow(n)]
+    assert slow and info["skipped_scores"] == slow and all(info["scores"][n] is None for n in slow)
+    assert info["scores"]["effective_depth"] is not None and info["num_paths"] == 2 ** (MAX_DAG_NODES + 4)
+    assert main(["describe", "2_21_112", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["skipped_scores"] == []

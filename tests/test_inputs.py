@@ -72,6 +72,9 @@ def one_line_exit_2(argv, capsys) -> str:
     (["train", "2_21_112", "--warmup-epochs", "1e9", "--epochs", "1"],
      "warmup_epochs must be a number in [0, 1]"),
     (["search", "--jobs", "100000"], "jobs must be at most"),
+    (["search", "--study-name", " "], "the study name is empty"),
+    (["rank", "--aggregate", "effective_depth:0", "--sample", "5"], "must be finite and non-zero"),
+    (["rank", "--aggregate", "effective_depth:nan", "--sample", "5"], "must be finite and non-zero"),
 ])
 def test_bad_numbers_and_choices_are_one_line_naming_the_option(argv, fragment, capsys):
     assert fragment in one_line_exit_2(argv, capsys)
@@ -171,6 +174,12 @@ def test_search_checks_out_and_storage_before_any_work(a_file, tmp_path, capsys)
         assert "in-memory database" in one_line_exit_2([*custom, "--storage", memory,
                                                         "--out", str(tmp_path / "o")], capsys)
     assert "exists and is not a folder" in one_line_exit_2([*custom, "--out", str(a_file)], capsys)
+    # a journal: file that is not a journal is refused before Optuna appends a record to it
+    text = tmp_path / "notes.txt"
+    text.write_text("hi\n")
+    assert "is not an Optuna journal" in one_line_exit_2([*custom, "--storage", f"journal:{text}",
+                                                          "--out", str(tmp_path / "o")], capsys)
+    assert text.read_text() == "hi\n"
 
 
 def test_rank_and_bench_check_outputs_before_any_work(a_file, nb201_csv, tmp_path, capsys):
@@ -195,11 +204,19 @@ def test_a_folder_where_nothing_can_be_created_is_refused_even_for_root(capsys):
         assert "cannot be created" in one_line_exit_2([*argv, "--out", "/proc/nasplug-out"], capsys)
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_this_machine_lacks_is_refused_before_the_study_is_created(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert "CUDA is not available" in one_line_exit_2(["search", "--device", "cuda", "--n-trials", "1",
+                                                       "--out", str(out)], capsys)
+    assert not out.exists()
+
+
 def test_out_of_memory_is_one_line(capsys):
     """A network too large to allocate: one line naming what to shrink, not torch's traceback."""
     # 64 x 10^12 float32 weights: 256 TB, beyond any machine's address space (no overcommit luck)
     msg = one_line_exit_2(["train", "2_21_112", "--width", "1000000000000", "--epochs", "1"], capsys)
-    assert "out of memory" in msg and "--width" in msg
+    assert "out of memory" in msg and "smaller network" in msg
 
 
 def test_unwritable_folder_is_refused(tmp_path):

@@ -296,7 +296,8 @@ def test_a_diverging_trial_is_failed_with_its_reason_and_the_search_goes_on(ray_
                          or t.user_attrs.get(ATTR_EVALUATED)}
 
 
-def test_an_interrupted_driver_is_resumed_by_rerunning_the_command(ray_session, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; kill / timeout / Slurm
+def test_an_interrupted_driver_is_resumed_by_rerunning_the_command(ray_session, tmp_path, sig):
     scratch = ray_session
     _clear(scratch, "slow.log")
     out = tmp_path / "s"
@@ -305,7 +306,7 @@ def test_an_interrupted_driver_is_resumed_by_rerunning_the_command(ray_session, 
 
     def interrupt():
         _wait_for(lambda: len(_log(scratch, "slow")) >= 3, "three evaluations")
-        os.kill(os.getpid(), signal.SIGINT)  # Tune's handler: save the experiment, stop
+        os.kill(os.getpid(), sig)  # Tune's handler (SIGTERM: ours calls it): save the experiment, stop
 
     thread = threading.Thread(target=interrupt, daemon=True)
     thread.start()

@@ -67,7 +67,9 @@ def run_convert(args) -> int:
     load_s = time.perf_counter() - start
     print(f"read {len(table):,} cells x {len(table.datasets)} datasets ({', '.join(table.datasets)}) "
           f"from {args.file} in {read_s:.2f} s")
-    print(f"wrote {path}; it loads in {load_s:.2f} s ({read_s / max(load_s, 1e-9):.1f}x faster)")
+    ratio = read_s / max(load_s, 1e-9)
+    speed = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+    print(f"wrote {path}; it loads in {load_s:.2f} s ({speed} than the file it was read from)")
     return 0
 
 

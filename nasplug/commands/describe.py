@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+from nasplug.search_spaces import MAX_DAG_NODES
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -63,7 +65,15 @@ def describe(arch) -> dict:
         "scores": {},
         "filters": {},
     }
+    # Scorers that build and run a network per cell (NASWOT, synflow) take minutes and GBs beyond
+    # the largest DAG spaces; above that size they are skipped and the output says so.
+    too_large = arch.n_nodes > MAX_DAG_NODES
+    info["skipped_scores"] = []
     for name in scorers.available("scorer"):
+        if too_large and scorers.is_slow(name):
+            info["scores"][name] = None
+            info["skipped_scores"].append(name)
+            continue
         value = scorers.get(name).score(arch)
         info["scores"][name] = value if math.isfinite(value) else None
     for name in scorers.available("filter"):
@@ -109,7 +119,10 @@ def run(args) -> int:
         print(f"{key:<{width}} {value}")
     print("scores:")
     for name, value in info["scores"].items():
-        print(f"  {name:<{width - 2}} {'n/a' if value is None else f'{value:.6g}'}")
+        shown = "n/a" if value is None else f"{value:.6g}"
+        if name in info["skipped_scores"]:
+            shown = f"n/a (builds a network per cell: skipped above {MAX_DAG_NODES} nodes)"
+        print(f"  {name:<{width - 2}} {shown}")
     print("filters (keep?):")
     for name, keep in info["filters"].items():
         print(f"  {name:<{width - 2}} {'keep' if keep else 'reject'}")

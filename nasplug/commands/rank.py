@@ -5,6 +5,8 @@ cells (the file's own cells are scored)."""
 
 from __future__ import annotations
 
+import math
+
 from nasplug.checks import int_arg, seed_arg
 
 #: The first one sorts: ntk_lambda_min, the best single fast scorer on the tuning halves of NB201's
@@ -78,9 +80,12 @@ def _weights(text: str) -> dict[str, float]:
     for item in _names(text):
         name, _, w = item.partition(":")
         try:
-            out[name.strip()] = float(w) if w.strip() else 1.0
+            weight = float(w) if w.strip() else 1.0
         except ValueError:
             raise NasplugError(f"--aggregate: bad weight {w!r} for {name!r}") from None
+        if not math.isfinite(weight) or weight == 0:  # a weight of 0, inf or nan ranks nothing
+            raise NasplugError(f"--aggregate: the weight of {name!r} must be finite and non-zero, got {w!r}")
+        out[name.strip()] = weight
     if not out:
         raise NasplugError("--aggregate needs at least one NAME[:WEIGHT]")
     return out

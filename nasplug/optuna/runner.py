@@ -275,6 +275,10 @@ def run_search(config: SearchConfig, out: str | Path, *, top: int = 10,
     retried."""
     out = writable_dir(out, "output folder (--out)")
     space, filt, evaluator = check_inputs(config)
+    if config.objective == "train":  # the workers train here: a device this machine lacks is an error now
+        from nasplug.train import resolve_device
+
+        resolve_device(config.device)
     study = prepare_study(config)
     recovered = recover_dead_trials(study)
     done = counted_trials(study)

@@ -23,6 +23,7 @@ use Optuna's heartbeat (``heartbeat=``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import tempfile
@@ -71,6 +72,22 @@ def host_lock(*parts: str) -> FileLock:
     return FileLock(str(Path(tempfile.gettempdir()) / f"nasplug-{digest}.lock"))
 
 
+def _check_journal(path: Path) -> None:
+    """A ``journal:`` file must be empty or new, or hold Optuna journal records (one JSON object per
+    line with an ``op_code``): any other file is refused before Optuna appends a record to it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 16)
+    try:
+        record = json.loads(first)
+    except (ValueError, UnicodeDecodeError):
+        record = None
+    if not isinstance(record, dict) or "op_code" not in record:
+        raise NasplugError(f"journal file {path} exists and is not an Optuna journal: give a new file, "
+                           "or the journal of a study")
+
+
 def open_storage(spec: str | os.PathLike, heartbeat: int | None = None) -> optuna.storages.BaseStorage:
     """Open ``spec``: a file path (SQLite), an SQLAlchemy URL, or ``journal:PATH``.
 
@@ -90,6 +107,7 @@ def open_storage(spec: str | os.PathLike, heartbeat: int | None = None) -> optun
         if not text[len("journal:"):]:
             raise NasplugError("journal storage needs a file: journal:PATH")
         path = writable_file(text[len("journal:"):], "journal file")
+        _check_journal(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         storage = TaggedJournalStorage(JournalFileBackend(str(path)))
         storage.location = f"journal:{path.resolve()}"

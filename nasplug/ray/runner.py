@@ -49,6 +49,7 @@ from nasplug.optuna.runner import (
     worker_seed,
 )
 from nasplug.optuna.storage import counted_trials, storage_url
+from nasplug.processes import stop_on_sigterm
 from nasplug.ray.searcher import optuna_searcher
 from nasplug.ray.space import METRIC, TIME_ATTR
 from nasplug.ray.trainable import evaluate_trial
@@ -248,7 +249,8 @@ def run_ray_search(config: SearchConfig, options: RayOptions, out: str | Path, *
         log.setLevel(logging.WARNING if config.quiet else logging.INFO)
         started = connect(options.address, quiet=config.quiet)
         try:
-            finished = _run_experiments(config, options, study, storage_path, echo, filt)
+            with stop_on_sigterm():  # ray.init installed its own SIGTERM handler (it aborts): ours again
+                finished = _run_experiments(config, options, study, storage_path, echo, filt)
         finally:
             log.removeHandler(handler)
             if started:

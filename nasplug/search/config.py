@@ -160,6 +160,8 @@ class SearchConfig:
         get_space(self.space)  # an unknown space is a one-line error before any work
         if self.study_name is None:
             self.study_name = DEFAULT_STUDY_NAME
+        elif not str(self.study_name).strip():
+            raise NasplugError("the study name is empty: give a name, or leave --study-name out")
 
     def _check_objectives(self) -> None:
         self.objectives = format_objectives(parse_objectives(self.objectives))

@@ -160,3 +160,14 @@ def test_bad_rerank_input_is_one_line(args, message, nb201_csv, tmp_path, capsys
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_when_every_training_fails_there_is_no_verdict_but_one_line(nb201_csv, tmp_path, capsys):
+    """Networks too large to allocate: each job records its error; the command says so in one line
+    (exit 2) instead of a report whose statistics are all NaN."""
+    out = tmp_path / "o"
+    code = main(["rerank", "--benchmark", str(nb201_csv), "--cells", "2", "--seeds", "0", "--epochs", "1",
+                 "--width", "1000000000000", "--device", "cpu", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "every training failed (4 of 4)" in err and err.count("\n") == 1
+    assert not (out / "rerank.md").exists()

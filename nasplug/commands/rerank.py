@@ -3,6 +3,8 @@ with architecture-aware init + learning rate ([C24] §4.3); a resumable report w
 
 from __future__ import annotations
 
+import sys
+
 from nasplug.checks import int_arg, lr_arg, seed_arg, writable_dir
 from nasplug.commands import launching
 
@@ -70,4 +72,8 @@ def run_command(args) -> int:
     for line in reading(analysis, len(config.seeds)):
         print(f"- {line}")
     print(f"\nwrote {out / 'rerank.md'}, rerank.json and figures; trainings kept in {out / 'runs'}")
-    return 0
+    crashed = sum(analysis.missing.values())
+    if crashed:
+        print(f"{crashed} training(s) failed (not diverged: see their log.txt under {out / 'runs'}); "
+              "rerun the command to retry them", file=sys.stderr)
+    return 1 if crashed else 0

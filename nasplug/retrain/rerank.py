@@ -292,6 +292,10 @@ def run_rerank(config: RerankConfig, experiment: Experiment, launcher: Launcher,
          f"{len(e.jobs)} trainings on {config.dataset}")
     keys = list(e.jobs)
     results = dict(zip(keys, run_jobs([e.jobs[k] for k in keys], Path(out) / "runs", launcher, echo)))
+    crashed = [r for r in results.values() if r.status not in ("ok", "diverged")]
+    if len(crashed) == len(results):  # nothing to analyze: say why instead of a report of NaNs
+        raise NasplugError(f"every training failed ({len(crashed)} of {len(crashed)}), e.g. "
+                           f"{crashed[0].reason}; logs in {Path(out) / 'runs'}")
     first = e.jobs[0, "benchmark", config.seeds[0]]
     analysis = analyze(e.archs, e.bench, results, config.seeds, e.num_classes)
     analysis.training = {"model": first.model, "width": first.width, "epochs": first.epochs,

@@ -7,7 +7,8 @@ may use, SIGTERM handled like Ctrl-C, and children that never outlive their pare
   ``nasplug``'s entry point wraps every command in it.
 * :func:`die_with_parent` — called first thing in a child process: Linux sends it SIGTERM when its
   parent exits, even when the parent is killed outright (``SIGKILL``), so no worker is orphaned.
-* :func:`available_cores` — the CPUs this process may run on (its affinity mask, not the machine's).
+* :func:`available_cores` — the CPUs this process may run on (its affinity mask, not the machine's);
+  :data:`MAX_PROCESSES_PER_CORE` bounds the worker processes a command starts on them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+
+#: Worker processes per CPU core a command may start on one machine: more only slow each other down.
+MAX_PROCESSES_PER_CORE = 4
 
 
 def available_cores() -> int:

@@ -117,6 +117,8 @@ def test_a_multi_objective_study_is_retrained_from_its_pareto_front(tmp_path):
     (["2_21_112", "--base-lr", "0"], "--base-lr"),
     (["2_21_112", "--momentum", "1"], "--momentum"),
     (["2_21_112", "--workers", "0"], "workers"),
+    (["2_21_112", "--workers", "10000", "--batch-size", "10000", "--device", "cpu"],
+     "processes on this machine"),
 ])
 def test_bad_input_is_one_line_before_any_work(args, message, tmp_path, capsys):
     out = tmp_path / "out"

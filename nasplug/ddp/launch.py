@@ -38,7 +38,7 @@ from pathlib import Path
 
 from nasplug.ddp.jobs import LOG, Echo, read_result, read_spec, record_error, run_folder
 from nasplug.errors import NasplugError
-from nasplug.processes import available_cores, die_with_parent
+from nasplug.processes import MAX_PROCESSES_PER_CORE, available_cores, die_with_parent
 
 #: Seconds a torchrun agent gets to stop its workers after SIGTERM before it is killed.
 STOP_GRACE = 60.0
@@ -109,6 +109,11 @@ class LocalLauncher:
 
         parallel = self.parallel
         if self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available()):
+            limit, processes = MAX_PROCESSES_PER_CORE * available_cores(), self.workers * parallel
+            if processes > limit:
+                raise NasplugError(f"{parallel} job(s) x {self.workers} worker(s) = {processes} processes on "
+                                   f"this machine's CPUs; at most {limit} ({MAX_PROCESSES_PER_CORE} per core "
+                                   "this process may use)")
             return [None] * parallel
         if not torch.cuda.is_available():
             raise NasplugError(f"device {self.device!r} requested but CUDA is not available")

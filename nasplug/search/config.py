@@ -22,7 +22,7 @@ from typing import Any
 
 from nasplug import checks
 from nasplug.errors import NasplugError
-from nasplug.processes import available_cores
+from nasplug.processes import MAX_PROCESSES_PER_CORE, available_cores
 from nasplug.search.costs import Network
 from nasplug.search.dedupe import key_rule
 from nasplug.search.evaluation import Evaluator, load_callable, table_evaluator, train_evaluator
@@ -34,8 +34,6 @@ OBJECTIVES = ("train", "table", "custom")
 DIRECTIONS = ("maximize", "minimize")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "nsga2")
 PRUNERS = ("none", "median")
-#: Worker processes per CPU core that ``jobs`` may start on one machine.
-MAX_JOBS_PER_CORE = 4
 INITS = ("arch_aware", "arch_aware_source", "he", "torch")
 #: The default pre-training filter of a single-objective search ([C22]'s box). A multi-objective
 #: search defaults to none: the box drops the cheapest cells of the accuracy-cost front
@@ -113,9 +111,10 @@ class SearchConfig:
         for name, low in (("n_trials", 1), ("jobs", 1), ("max_tries", 1), ("epochs", 1),
                           ("final_top", 0), ("final_seeds", 1)):
             setattr(self, name, checks.integer(name, getattr(self, name), low))
-        if self.jobs > MAX_JOBS_PER_CORE * available_cores():  # each job is a process on this machine
+        limit = MAX_PROCESSES_PER_CORE * available_cores()
+        if self.jobs > limit:  # each job is a process on this machine
             raise NasplugError(
-                f"jobs must be at most {MAX_JOBS_PER_CORE * available_cores()} ({MAX_JOBS_PER_CORE} per CPU "
+                f"jobs must be at most {limit} ({MAX_PROCESSES_PER_CORE} per CPU "
                 f"core this process may use), got {self.jobs}: each job is a worker process here, and more "
                 "only slow each other down (to add workers on other machines, run the same command "
                 "there on a shared --storage)")

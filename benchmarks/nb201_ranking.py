@@ -37,7 +37,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from md_tables import md_table  # benchmarks/md_tables.py (scripts run from this folder)
+from md_tables import md_table, write_markdown  # benchmarks/md_tables.py (scripts run from this folder)
+from nb201_csv import add_csv_argument  # benchmarks/nb201_csv.py (scripts run from this folder)
 
 from nasplug import scorers, search_spaces
 from nasplug.nasbench import SHORT_NAMES, load_benchmark
@@ -57,7 +58,6 @@ from nasplug.scorers.ensemble import aggregate_ranks, rank_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accuracy_200ep.csv"
 DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 TUNE_ON = "cifar10"
 #: A scorer whose projected time on the whole space exceeds this is skipped (CPU budget).
@@ -155,7 +155,7 @@ def prune_at_top10(score: np.ndarray, truth: np.ndarray) -> float:
 # ---------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", default=str(DEFAULT_CSV), help="NB201 CSV export or compact table")
+    add_csv_argument(parser)
     parser.add_argument("--out", default=str(ROOT / "docs" / "nb201_ranking.md"))
     parser.add_argument("--seeds", type=int, default=1000, help="seeds of the searches")
     parser.add_argument("--sample", type=int, default=DEFAULT_SAMPLE,
@@ -501,9 +501,7 @@ def main(argv: list[str] | None = None) -> int:
          f"({load_csv_s / load_compact_s:.2f}x the export's speed). Both include mapping all 15,625 "
          "arch strings to our space. The official `.pth` is not in this workspace; its one-off "
          "conversion is dominated by unpickling the multi-GB file.\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(out) + "\n")
-    print(f"\nwrote {args.out}", file=sys.stderr)
+    write_markdown(args.out, out)
     return 0
 
 

@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from md_tables import md_table  # benchmarks/md_tables.py (scripts run from this folder)
+from md_tables import md_table, write_markdown  # benchmarks/md_tables.py (scripts run from this folder)
+from nb201_csv import add_csv_argument, csv_missing  # benchmarks/nb201_csv.py (scripts run from this folder)
 
 from nasplug import scorers, search_spaces
 from nasplug.nasbench import SHORT_NAMES, load_benchmark
@@ -47,7 +48,6 @@ from nasplug.theory import NTKConfig
 from nasplug.theory.propagation import distinct_networks
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accuracy_200ep.csv"
 
 #: The candidate scorers (registered names, default parameters), fixed before any evaluation.
 CANDIDATES: tuple[str, ...] = (
@@ -130,11 +130,10 @@ def abstraction_classes(space, config: NTKConfig) -> tuple[np.ndarray, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", default=str(DEFAULT_CSV), help="NB201 CSV export or compact table")
+    add_csv_argument(parser)
     parser.add_argument("--out", default=str(ROOT / "docs" / "ntk_ranking.md"))
     args = parser.parse_args(argv)
-    if not Path(args.csv).is_file():
-        print(f"NAS-Bench-201 table not found at {args.csv}", file=sys.stderr)
+    if csv_missing(args.csv):
         return 2
 
     space = search_spaces.get("nb201")
@@ -272,9 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     emit("\n## Published training-free rankers on NB201 (context)\n")
     emit(md_table(["method", "ρ C10 / C100 / IN16"], [list(p) for p in PUBLISHED]))
     emit("")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(out) + "\n")
-    print(f"\nwrote {args.out}", file=sys.stderr)
+    write_markdown(args.out, out)
     return 0
 
 

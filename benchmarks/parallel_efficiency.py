@@ -31,15 +31,14 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing as mp
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from nb201_csv import add_csv_argument, csv_missing  # benchmarks/nb201_csv.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accuracy_200ep.csv"
 #: (sampler, filter, start)
 CONFIGS = (("random", "none", "blind"), ("random", "top_fraction", "blind"),
            ("tpe", "none", "blind"), ("tpe", "top_fraction", "blind"), ("tpe", "top_fraction", "scored"),
@@ -136,7 +135,7 @@ def _fmt(x: float, budget: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--csv", default=os.environ.get("NASPLUG_NB201_CSV", str(DEFAULT_CSV)))
+    add_csv_argument(ap)
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--k", type=int, nargs="+", default=[1, 8, 32, 64], help="trainings in flight")
     ap.add_argument("--max-trainings", type=int, default=1000, help="budget per run (censored beyond)")
@@ -144,8 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dataset", default="cifar10", choices=("cifar10", "cifar100", "ImageNet16-120"))
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args(argv)
-    if not Path(args.csv).is_file():
-        print(f"NAS-Bench-201 table not found at {args.csv}", file=sys.stderr)
+    if csv_missing(args.csv):
         return 2
     _setup(args.csv, args.dataset)
     jobs = [(s, f, st, k, seed, args.max_trainings, args.csv, args.dataset)

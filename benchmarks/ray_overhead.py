@@ -33,9 +33,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from nb201_csv import add_csv_argument, csv_missing  # benchmarks/nb201_csv.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accuracy_200ep.csv"
 
 
 def _timed_search(backend: str, folder: Path, n_trials: int, *, max_concurrent: int = 1, **settings) -> float:
@@ -72,7 +72,7 @@ def _hit(folder: Path, threshold: float) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--csv", default=os.environ.get("NASPLUG_NB201_CSV", str(DEFAULT_CSV)))
+    add_csv_argument(ap)
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--budgets", type=int, nargs=2, default=[20, 60], help="trials of the two timed runs")
     ap.add_argument("--train-trials", type=int, default=12)
@@ -80,8 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args(argv)
-    if not Path(args.csv).is_file():
-        print(f"NAS-Bench-201 table not found at {args.csv}", file=sys.stderr)
+    if csv_missing(args.csv):
         return 2
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")

@@ -23,16 +23,15 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing as mp
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from nb201_csv import add_csv_argument, csv_missing  # benchmarks/nb201_csv.py (scripts run from this folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 
-DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nats_tss_test_accuracy_200ep.csv"
 CHECKPOINTS = (10, 20, 50, 100, 150, 300, 500, 1000)
 FILTERS = ("dag_box", "top_fraction")
 CONFIGS = tuple((s, f) for s in ("random", "tpe") for f in ("none", *FILTERS))
@@ -117,7 +116,7 @@ def _median_value(hits: list[int | None]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--csv", default=os.environ.get("NASPLUG_NB201_CSV", str(DEFAULT_CSV)))
+    add_csv_argument(ap)
     ap.add_argument("--seeds", type=int, default=30)
     ap.add_argument("--max-evals", type=int, default=1500, help="evaluation budget per random-search run")
     ap.add_argument("--max-evals-tpe", type=int, default=400,
@@ -130,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="ground truth; the filters were chosen on cifar10, the others are held out")
     ap.add_argument("--out", default=str(ROOT / "docs"))
     args = ap.parse_args(argv)
-    if not Path(args.csv).is_file():
-        print(f"NAS-Bench-201 table not found at {args.csv}", file=sys.stderr)
+    if csv_missing(args.csv):
         return 2
 
     _setup(args.csv, args.dataset)

@@ -114,6 +114,23 @@ def lr_schedule(step: int, total_steps: int, warmup_steps: int, schedule: str = 
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def forward_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
+                 amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(logits, loss)`` of a training batch: the forward pass (bf16 autocast on ``x``'s device
+    when ``amp``), then the mean cross-entropy in float32. Shared by :func:`train` and the
+    data-parallel loop (:func:`nasplug.ddp.fit`), so both compute the same update."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(x)
+    return logits, nn.functional.cross_entropy(logits.float(), y)
+
+
+def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    """One update of ``opt`` on ``loss`` (gradients cleared first)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ArrayDataset, split: str = "test", *, batch_size: int = 512,
              device: str | torch.device = "cpu", amp: bool = False) -> tuple[float, float]:
@@ -258,15 +275,11 @@ def train(model: nn.Module, data: ArrayDataset, *, epochs: int = 10, lr: float =
                 y = y_dev[idx]
                 if augment and x.dim() == 4:
                     x = augment_batch(x, gen)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                    logits = model(x)
-                loss = nn.functional.cross_entropy(logits.float(), y)
+                logits, loss = forward_loss(model, x, y, amp=amp)
                 if not torch.isfinite(loss):
                     return _diverged(result, start, f"loss became {float(loss.detach())} at epoch {epoch}, "
                                      f"step {step + 1} (lr {lr * factor:.4g})")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                optimizer_step(opt, loss)
                 step += 1
                 loss_sum += loss.detach() * len(y)
                 correct += (logits.argmax(1) == y).sum()

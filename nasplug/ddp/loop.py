@@ -40,7 +40,15 @@ from nasplug.ddp.spec import TrainSpec
 from nasplug.ddp.sync_bn import sync_batchnorm
 from nasplug.errors import NasplugError
 from nasplug.models import count_parameters
-from nasplug.train import TrainingDiverged, TrainResult, build_model, evaluate, lr_schedule
+from nasplug.train import (
+    TrainingDiverged,
+    TrainResult,
+    build_model,
+    evaluate,
+    forward_loss,
+    lr_schedule,
+    optimizer_step,
+)
 
 CHECKPOINT = "checkpoint.pt"
 RESULT = "result.json"
@@ -211,18 +219,14 @@ def fit(spec: TrainSpec, ctx: WorkerContext, sink: Sink, *, data: ArrayDataset |
                 x = augment_batch(x, gen)
             if opts["channels_last"] and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=opts["amp"]):
-                logits = net(x)
-            loss = nn.functional.cross_entropy(logits.float(), y)
+            logits, loss = forward_loss(net, x, y, amp=opts["amp"])
             total_loss = loss.detach()
             if ctx.distributed:
                 total_loss = all_reduce_sum(total_loss.reshape(1).clone(), ctx)
             if not bool(torch.isfinite(total_loss).all()):
                 return _stop(result, sink, elapsed(), f"loss became {float(total_loss.sum())} at epoch "
                              f"{epoch}, step {step + 1} (lr {lr:.4g})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            optimizer_step(opt, loss)
             step += 1
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
